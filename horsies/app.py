@@ -1,0 +1,308 @@
+"""Horsies: the application object (task registry, discovery, config, broker)."""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from horsies.config import AppConfig, QueueMode
+from horsies.errors import (
+    ConfigurationError,
+    DuplicateTaskNameError,
+    ErrorCode,
+    HorsiesError,
+    NotRegistered,
+)
+
+if TYPE_CHECKING:
+    from horsies.db.broker import PostgresBroker
+
+log = logging.getLogger("horsies")
+log.addHandler(logging.NullHandler())
+
+ChildProcessStartHook = Callable[[], None]
+_DEFAULT_EXCLUDES = ["*_test.py", "test_*.py", "conftest.py"]
+_GLOB_CHARS = set("*?[]")
+
+
+def in_child_process() -> bool:
+    return os.environ.get("HORSIES_CHILD_PROCESS") == "1"
+
+
+def _env_suppressed() -> bool:
+    for name in ("HORSIES_SUPPRESS_SENDS", "TASKLIB_SUPPRESS_SENDS"):
+        if os.environ.get(name, "").strip() == "1":
+            return True
+    return False
+
+
+def _is_file_entry(entry: str) -> bool:
+    return entry.endswith(".py") or os.sep in entry
+
+
+class TaskRegistry(MutableMapping[str, Any]):
+    """Task name -> task function; a name is registered once per app."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Any] = {}
+        self._sources: dict[str, str | None] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise NotRegistered(
+                f"no task named '{name}' is registered", code=ErrorCode.TASK_NOT_REGISTERED
+            ) from None
+
+    def __setitem__(self, name: str, task: Any) -> None:
+        self.register(task, name=name)
+
+    def __delitem__(self, name: str) -> None:
+        del self._tasks[name]
+        self._sources.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tasks)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def register(self, task: Any, *, name: str, source: str | None = None) -> bool:
+        """Add `task`; False when the same source registered it already (double import)."""
+        if name in self._tasks:
+            if source is not None and self._sources.get(name) == source:
+                return False
+            raise DuplicateTaskNameError(
+                f"task name '{name}' is already registered",
+                code=ErrorCode.TASK_DUPLICATE_NAME,
+                notes=[f"first registered at {self._sources.get(name) or 'unknown location'}"],
+                help_text="give each task a unique name",
+            )
+        self._tasks[name] = task
+        self._sources[name] = source
+        return True
+
+    def unregister(self, name: str) -> None:
+        self._tasks.pop(name, None)
+        self._sources.pop(name, None)
+
+    def keys_list(self) -> list[str]:
+        return list(self._tasks)
+
+
+class Horsies:
+    """The application: owns the configuration, the task registry and the broker."""
+
+    def __init__(self, config: AppConfig) -> None:
+        if not isinstance(config, AppConfig):
+            raise TypeError(f"Horsies() needs an AppConfig, got {type(config).__name__}")
+        self.config = config
+        self.tasks = TaskRegistry()
+        self._modules: list[str] = []
+        self._hooks: list[ChildProcessStartHook] = []
+        self._suppressed = False
+        self._role = "producer"
+        self._broker: PostgresBroker | None = None
+        self._broker_lock = threading.Lock()
+        level = logging.DEBUG if in_child_process() else logging.INFO
+        log.log(level, "horsies app initialized in %s queue mode", config.queue_mode.name)
+
+    # -- tasks ------------------------------------------------------------
+
+    def task(self, task_name: Any, func: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """Register a task: `@app.task("name", ...)` or `app.task("name", fn)`."""
+        from horsies.tasks.decorator import task_decorator
+
+        return task_decorator(self, task_name, func, options)
+
+    def list_tasks(self) -> list[str]:
+        return list(self.tasks)
+
+    # -- discovery --------------------------------------------------------
+
+    def discover_tasks(self, modules: list[str]) -> None:
+        if self._modules:
+            log.warning(
+                "discover_tasks replaced %d module entries with %d", len(self._modules), len(modules)
+            )
+        self._modules = list(modules)
+        quiet = in_child_process() and os.environ.get("HORSIES_CHILD_DISCOVERY_LOGS") != "1"
+        if self._modules and not quiet:
+            log.info("registered %d task module(s) for discovery", len(self._modules))
+
+    def get_discovered_task_modules(self) -> list[str]:
+        return list(self._modules)
+
+    def expand_module_globs(self, patterns: list[str], exclude: list[str] | None = None) -> list[str]:
+        excludes = _DEFAULT_EXCLUDES if exclude is None else exclude
+        found: list[str] = []
+
+        def keep(path: str) -> None:
+            base = os.path.basename(path)
+            if any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(base, p) for p in excludes):
+                return
+            if path not in found:
+                found.append(path)
+
+        for pattern in patterns:
+            if _GLOB_CHARS & set(pattern):
+                for path in sorted(glob.glob(pattern, recursive=True)):
+                    if path.endswith(".py") and os.path.isfile(path):
+                        keep(os.path.realpath(path))
+            elif _is_file_entry(pattern):
+                if os.path.isfile(pattern):
+                    keep(os.path.realpath(pattern))
+            elif pattern not in found:
+                found.append(pattern)
+        return found
+
+    def import_task_modules(self, modules: list[str] | None = None) -> list[str]:
+        imported: list[str] = []
+        for entry in self._modules if modules is None else modules:
+            if _is_file_entry(entry):
+                path = os.path.realpath(entry)
+                if not os.path.isfile(path):
+                    log.warning("task module file %s does not exist; skipped", entry)
+                    continue
+                import_file(path)
+                imported.append(path)
+            else:
+                importlib.import_module(entry)
+                imported.append(entry)
+        return imported
+
+    # -- sends ------------------------------------------------------------
+
+    def suppress_sends(self, value: bool = True) -> None:
+        self._suppressed = value
+
+    def are_sends_suppressed(self) -> bool:
+        return self._suppressed or _env_suppressed()
+
+    def set_role(self, role: str) -> None:
+        self._role = role
+
+    @property
+    def role(self) -> str:
+        return self._role
+
+    # -- queues -----------------------------------------------------------
+
+    def get_valid_queue_names(self) -> list[str]:
+        if self.config.queue_mode is QueueMode.DEFAULT:
+            return ["default"]
+        return [q.name for q in self.config.custom_queues or []]
+
+    def validate_queue_name(self, queue_name: str | None) -> str:
+        custom = self.config.queue_mode is QueueMode.CUSTOM
+        if not custom:
+            if queue_name is not None:
+                raise ConfigurationError(
+                    "cannot specify queue_name in DEFAULT mode",
+                    code=ErrorCode.CONFIG_INVALID_QUEUE_MODE,
+                    help_text="remove queue_name, or switch the app to QueueMode.CUSTOM",
+                )
+            return "default"
+        if queue_name is None:
+            raise ConfigurationError(
+                "queue_name is required in CUSTOM mode", code=ErrorCode.CONFIG_INVALID_QUEUE_MODE
+            )
+        valid = self.get_valid_queue_names()
+        if queue_name not in valid:
+            raise ConfigurationError(
+                f"invalid queue_name '{queue_name}'",
+                code=ErrorCode.TASK_INVALID_QUEUE,
+                notes=[f"valid queues: {', '.join(valid)}"],
+            )
+        return queue_name
+
+    def queue_priority(self, queue_name: str) -> int:
+        """The configured priority of a queue: 100 in DEFAULT mode."""
+        for queue in self.config.custom_queues or []:
+            if queue.name == queue_name:
+                return queue.priority
+        return 100
+
+    # -- broker and checks ------------------------------------------------
+
+    def get_broker(self) -> PostgresBroker:
+        if self._broker is None:
+            with self._broker_lock:
+                if self._broker is None:
+                    self._broker = self._make_broker()
+        return self._broker
+
+    def _make_broker(self) -> PostgresBroker:
+        try:
+            from horsies.db.broker import PostgresBroker
+
+            return PostgresBroker(self.config.broker)
+        except Exception as exc:
+            raise HorsiesError(
+                "could not create the broker",
+                code=ErrorCode.BROKER_INIT_FAILED,
+                notes=[f"{type(exc).__name__}: {exc}"],
+            ) from exc
+
+    def check(self, *, live: bool = False) -> list[HorsiesError]:
+        from horsies.checks import run_checks
+
+        return run_checks(self, live=live)
+
+    def on_child_process_start(self, fn: ChildProcessStartHook) -> ChildProcessStartHook:
+        if not callable(fn):
+            raise ConfigurationError(
+                "on_child_process_start requires a callable",
+                code=ErrorCode.CONFIG_INVALID_CHILD_HOOK,
+            )
+        if inspect.iscoroutinefunction(fn):
+            raise ConfigurationError(
+                "on_child_process_start hooks must be sync", code=ErrorCode.CONFIG_INVALID_CHILD_HOOK
+            )
+        if fn not in self._hooks:
+            self._hooks.append(fn)
+        return fn
+
+    @property
+    def child_process_start_hooks(self) -> list[ChildProcessStartHook]:
+        return list(self._hooks)
+
+
+def import_file(path: str) -> Any:
+    """Load a task file once per process under a stable synthetic module name."""
+    digest = hashlib.sha256(path.encode()).hexdigest()[:12]
+    name = f"horsies._dynamic.{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    parent = os.path.dirname(path)
+    if parent not in sys.path:
+        sys.path.insert(0, parent)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load task module file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    base = os.path.splitext(os.path.basename(path))[0]
+    sys.modules.setdefault(base, module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        if sys.modules.get(base) is module:
+            del sys.modules[base]
+        raise
+    return module

@@ -1,0 +1,443 @@
+"""Shared pieces of the commands: options, app locator loading, error output.
+
+Nothing here imports psycopg or the app machinery at module level, so that
+``horsies --help`` stays fast; :func:`locate_app` imports them when it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from horsies.logging import LOGLEVEL_NAMES, get_logger, parse_loglevel
+
+if TYPE_CHECKING:
+    from horsies.app import Horsies
+    from horsies.errors import HorsiesError
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "LOCATOR_FORMS",
+    "LocatedApp",
+    "LoglevelOption",
+    "ModuleArgument",
+    "ModuleOption",
+    "debug_imports_enabled",
+    "is_file_locator",
+    "load_app",
+    "locate_app",
+    "locate_app_or_exit",
+    "print_error",
+    "print_errors",
+    "resolve_database_url",
+    "resolve_module_argument",
+    "split_locator",
+    "usage_error",
+    "validate_loglevel",
+]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+LOCATOR_FORMS = (
+    "  horsies <command> shop.workers.instance:app      (module and attribute, recommended)\n"
+    "  horsies <command> shop.workers.instance          (module, attribute discovered)\n"
+    "  horsies <command> shop/workers/instance.py:app   (file and attribute)\n"
+    "  horsies <command> shop/workers/instance.py       (file, attribute discovered)"
+)
+
+_MODULE_HELP = (
+    "The app: MODULE:ATTR (shop.workers.instance:app), a module whose Horsies "
+    "instance is discovered, or a file path (shop/workers/instance.py[:app])."
+)
+
+
+def _log() -> logging.Logger:
+    return get_logger("cli")
+
+
+# -- options shared by several commands ---------------------------------------
+
+
+def validate_loglevel(value: str) -> str:
+    """typer callback for ``--loglevel``: the upper-case name, or exit code 2."""
+    try:
+        parse_loglevel(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not one of {', '.join(LOGLEVEL_NAMES)} (any letter case)"
+        ) from None
+    return value.strip().upper()
+
+
+ModuleArgument = Annotated[
+    str | None,
+    typer.Argument(metavar="MODULE", help=_MODULE_HELP, show_default=False),
+]
+ModuleOption = Annotated[
+    str | None,
+    typer.Option(
+        "-m",
+        "--module",
+        metavar="MODULE",
+        help="The app, as an option instead of the MODULE argument.",
+        show_default=False,
+    ),
+]
+
+
+LoglevelOption = typer.Option(
+    "--loglevel",
+    metavar="LEVEL",
+    callback=validate_loglevel,
+    help=f"Log level: {', '.join(LOGLEVEL_NAMES)} (any letter case).",
+)
+
+
+# -- output -------------------------------------------------------------------
+
+
+def print_error(error: BaseException) -> None:
+    """Print an error to stderr: a ``HorsiesError`` in its rendered form."""
+    render = getattr(error, "format_rust_style", None)
+    text = render() if callable(render) else f"error: {error}"
+    print(text, file=sys.stderr, flush=True)
+
+
+def print_errors(errors: Sequence[HorsiesError], phase: str = "check") -> None:
+    """Print collected errors as a validation report to stderr."""
+    from horsies.errors import ValidationReport
+
+    report = ValidationReport(phase)
+    for error in errors:
+        report.add(error)
+    print(report.format_rust_style(), file=sys.stderr, flush=True)
+
+
+def usage_error(error: BaseException) -> NoReturn:
+    """Print ``error`` and end the command with exit code 2."""
+    print_error(error)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def debug_imports_enabled() -> bool:
+    return os.environ.get("HORSIES_DEBUG_IMPORTS", "").strip().lower() in {"1", "true", "yes"}
+
+
+# -- the MODULE argument ------------------------------------------------------
+
+
+def resolve_module_argument(positional: str | None, option: str | None, command: str) -> str:
+    """The locator given positionally or with ``-m``; exit code 2 when missing or conflicting."""
+    from horsies.errors import ConfigurationError, ErrorCode
+
+    forms = LOCATOR_FORMS.replace("<command>", command)
+    if positional and option and positional != option:
+        usage_error(
+            ConfigurationError(
+                "conflicting module paths provided",
+                code=ErrorCode.CLI_INVALID_ARGS,
+                notes=[f"--module={option!r} conflicts with the MODULE argument {positional!r}"],
+                help_text=f"give the module path once, in one of these forms:\n{forms}",
+            ).with_location(None)
+        )
+    locator = positional or option
+    if not locator or not locator.strip():
+        usage_error(
+            ConfigurationError(
+                "module path is required",
+                code=ErrorCode.CLI_INVALID_ARGS,
+                notes=["no MODULE argument and no -m/--module option given"],
+                help_text=f"give the module path in one of these forms:\n{forms}",
+            ).with_location(None)
+        )
+    return locator.strip()
+
+
+# -- locating the app ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LocatedApp:
+    """An imported app and how worker children find it again."""
+
+    app: Horsies
+    attr: str
+    module_name: str  # shown in logs: the dotted name, or the file's real path
+    child_locator: str  # `module:attr`, or `/abs/real/path.py:attr`
+    sys_path_roots: tuple[str, ...]
+    is_file: bool
+
+
+def is_file_locator(module_part: str) -> bool:
+    """A module part is a file path when it ends in ``.py`` or holds a path separator."""
+    seps = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    return module_part.endswith(".py") or any(sep in module_part for sep in seps)
+
+
+def split_locator(locator: str) -> tuple[str, str | None]:
+    """``(module part, attribute or None)``, split at the last ``:``.
+
+    A colon whose right side looks like a path (a Windows drive letter such as
+    ``C:\\app.py``) is not an attribute separator.
+    """
+    module_part, sep, attr = locator.rpartition(":")
+    if not sep or is_file_locator(attr):
+        return locator, None
+    return module_part, attr
+
+
+def _invalid_locator(locator: str, why: str) -> HorsiesError:
+    from horsies.errors import ConfigurationError, ErrorCode
+
+    return ConfigurationError(
+        f"invalid app locator: '{locator}'",
+        code=ErrorCode.WORKER_INVALID_LOCATOR,
+        notes=[why],
+        help_text=f"use one of these forms:\n{LOCATOR_FORMS.replace('<command>', 'worker')}",
+    ).with_location(None)
+
+
+def _put_first_on_sys_path(path: str) -> None:
+    while path in sys.path:
+        sys.path.remove(path)
+    sys.path.insert(0, path)
+
+
+def _project_root() -> str | None:
+    """The current directory when it holds ``pyproject.toml``, put first on ``sys.path``."""
+    cwd = os.getcwd()
+    if not os.path.isfile(os.path.join(cwd, "pyproject.toml")):
+        return None
+    _put_first_on_sys_path(cwd)
+    _log().info("Added project root to sys.path: %s", cwd)
+    return cwd
+
+
+def _import_file_module(module_part: str, locator: str, attr: str | None) -> tuple[Any, str]:
+    """Import a file locator; returns the module and its real path."""
+    from horsies.errors import ConfigurationError, ErrorCode
+
+    given = module_part if module_part.endswith(".py") else f"{module_part}.py"
+    path = os.path.realpath(given)
+    if not os.path.isfile(path):
+        stem = given[: -len(".py")]
+        if "." in stem and not any(sep in stem for sep in ("/", os.sep)):
+            hint = attr or "<app_name>"
+            help_text = (
+                f"use the dotted module path: {stem}:{hint}\n"
+                f"or the file path:           {stem.replace('.', '/')}.py:{hint}"
+            )
+            if attr is None:
+                help_text += "\nwhere <app_name> is the variable holding your Horsies instance"
+            raise ConfigurationError(
+                f"ambiguous module locator: '{locator}'",
+                code=ErrorCode.CLI_INVALID_ARGS,
+                notes=[f"'{given}' mixes dotted module notation with a .py file extension"],
+                help_text=help_text,
+            ).with_location(None)
+        raise ConfigurationError(
+            f"module file not found: {path}",
+            code=ErrorCode.CLI_INVALID_ARGS,
+            notes=[f"given: '{module_part}'"],
+            help_text="check that the file path is correct and the file exists",
+        ).with_location(None)
+    from horsies.app import import_file
+
+    module = _guarded_import(lambda: import_file(path), path, missing_name=None)
+    return module, path
+
+
+def _guarded_import(do_import: Any, name: str, missing_name: str | None) -> Any:
+    """Run an import and map its failures to HRS-206 / HRS-210 (HorsiesError passes)."""
+    from horsies.errors import ConfigurationError, ErrorCode, HorsiesError
+
+    try:
+        return do_import()
+    except HorsiesError:
+        raise
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing_name is not None and (
+            missing == missing_name or missing_name.startswith(f"{missing}.")
+        ):
+            raise ConfigurationError(
+                f"module not found: {missing_name}",
+                code=ErrorCode.CLI_INVALID_ARGS,
+                notes=[str(exc), f"sys.path starts with: {sys.path[:5]}"],
+                help_text="run from the project root, or add it to PYTHONPATH",
+            ).with_location(None) from exc
+        raise _failed_import(name, exc) from exc
+    except ImportError as exc:
+        raise _failed_import(name, exc) from exc
+    except Exception as exc:
+        raise ConfigurationError(
+            f"error while importing module: {name}",
+            code=ErrorCode.MODULE_EXEC_ERROR,
+            notes=[f"{type(exc).__name__}: {exc}"],
+            help_text="the module was found but raised while it was imported; "
+            "check its module-level code",
+        ).with_location(None) from exc
+
+
+def _failed_import(name: str, exc: ImportError) -> HorsiesError:
+    from horsies.errors import ConfigurationError, ErrorCode
+
+    return ConfigurationError(
+        f"failed to import module: {name}",
+        code=ErrorCode.CLI_INVALID_ARGS,
+        notes=[str(exc)],
+        help_text="check that the module and its dependencies are importable",
+    ).with_location(None)
+
+
+def _public_names(module: Any) -> list[str]:
+    return [name for name in dir(module) if not name.startswith("_")]
+
+
+def _pick_app(module: Any, module_name: str, attr: str | None) -> tuple[Horsies, str]:
+    from horsies.app import Horsies
+    from horsies.errors import ConfigurationError, ErrorCode
+
+    if attr is not None:
+        if not hasattr(module, attr):
+            raise ConfigurationError(
+                f"module '{module_name}' has no attribute '{attr}'",
+                code=ErrorCode.CLI_INVALID_ARGS,
+                notes=[f"public attributes: {_public_names(module)}"],
+                help_text="check the name after the ':' in the module locator",
+            ).with_location(None)
+        obj = getattr(module, attr)
+        if not isinstance(obj, Horsies):
+            raise ConfigurationError(
+                f"'{attr}' in module '{module_name}' is not a Horsies instance",
+                code=ErrorCode.CLI_INVALID_ARGS,
+                notes=[f"got {type(obj).__name__}"],
+                help_text="point the locator at a Horsies(...) instance",
+            ).with_location(None)
+        return obj, attr
+    found = [
+        (name, obj)
+        for name in _public_names(module)
+        if isinstance(obj := getattr(module, name, None), Horsies)
+    ]
+    if not found:
+        raise ConfigurationError(
+            f"no Horsies instance found in {module_name}",
+            code=ErrorCode.CLI_INVALID_ARGS,
+            notes=[f"scanned the public attributes of '{module_name}'"],
+            help_text="name the attribute: module.path:attribute",
+        ).with_location(None)
+    if len(found) > 1:
+        raise ConfigurationError(
+            f"multiple Horsies instances found in {module_name}",
+            code=ErrorCode.CLI_INVALID_ARGS,
+            notes=[f"found: {[name for name, _ in found]}"],
+            help_text="name the one to use: module.path:attribute",
+        ).with_location(None)
+    name, app = found[0]
+    return app, name
+
+
+def locate_app(locator: str, *, use_project_root: bool = True) -> LocatedApp:
+    """Import the app named by ``locator`` (cli.md section 3).
+
+    Raises ``ConfigurationError`` (HRS-206, HRS-207, HRS-210) or the
+    ``HorsiesError`` the module raised while being imported.
+    """
+    roots: list[str] = []
+    project_root = _project_root() if use_project_root else None
+    if project_root is not None:
+        roots.append(project_root)
+    module_part, attr = split_locator(locator.strip())
+    if not module_part:
+        raise _invalid_locator(locator, "the module part before ':' is empty")
+    if attr is not None and not all(part.isidentifier() for part in attr.split(".")):
+        raise _invalid_locator(locator, f"'{attr}' is not a Python attribute name")
+    if is_file_locator(module_part):
+        module, path = _import_file_module(module_part, locator, attr)
+        roots.append(os.path.dirname(path))
+        module_name, is_file = path, True
+    else:
+        module = _guarded_import(
+            lambda: importlib.import_module(module_part), module_part, missing_name=module_part
+        )
+        module_name, is_file = module_part, False
+    app, found_attr = _pick_app(module, module_name, attr)
+    _log().info("Discovered horsies '%s' from %s", found_attr, module_name)
+    if debug_imports_enabled():
+        _log().debug("Import roots: %s", roots)
+        _log().debug("Imported app module: %s", module_name)
+    unique_roots = tuple(dict.fromkeys(roots))
+    return LocatedApp(
+        app=app,
+        attr=found_attr,
+        module_name=module_name,
+        child_locator=f"{module_name}:{found_attr}",
+        sys_path_roots=unique_roots,
+        is_file=is_file,
+    )
+
+
+def load_app(locator: str, sys_path_roots: Iterable[str] = ()) -> Horsies:
+    """Import an app from a child locator (``module:attr`` or ``/abs/path.py:attr``).
+
+    For worker children: the roots go to the front of ``sys.path`` first, in
+    the order given; no ``pyproject.toml`` lookup is made.
+    """
+    for root in reversed(list(sys_path_roots)):
+        if root:
+            _put_first_on_sys_path(root)
+    return locate_app(locator, use_project_root=False).app
+
+
+def locate_app_or_exit(locator: str) -> LocatedApp:
+    """:func:`locate_app`, printing the error and exiting with code 1 on failure."""
+    from horsies.errors import HorsiesError
+
+    try:
+        return locate_app(locator)
+    except HorsiesError as exc:
+        print_error(exc)
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+# -- database URL of monitor / db ---------------------------------------------
+
+
+def resolve_database_url(
+    database_url: str | None, app: Horsies | None, *, names: str = "--database-url or MODULE"
+) -> str:
+    """URL precedence of cli.md section 8: option, app, HORSIES_DATABASE_URL, DATABASE_URL.
+
+    The result has no ``+psycopg`` driver suffix. Without any source the
+    command ends with exit code 2.
+    """
+    from horsies.config.postgres import strip_driver_suffix
+
+    if database_url and database_url.strip():
+        return strip_driver_suffix(database_url.strip())
+    if app is not None:
+        return app.config.broker.resolve_url()
+    for variable in ("HORSIES_DATABASE_URL", "DATABASE_URL"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            return strip_driver_suffix(value)
+    print(
+        f"error: no database given; pass {names}, or set HORSIES_DATABASE_URL or DATABASE_URL",
+        file=sys.stderr,
+        flush=True,
+    )
+    raise typer.Exit(EXIT_USAGE)

@@ -1,0 +1,245 @@
+-- Task queries: the producer side (insert, read) and the worker's claim,
+-- confirm, finalize and release statements. Parameters use psycopg's
+-- %(name)s style. Every status change names the status it expects
+-- (the compare-and-set rule of the lifecycle chapter).
+
+-- name: task_insert
+-- T1: insert one PENDING row, idempotent on the id; returns the id when inserted.
+INSERT INTO horsies_tasks (
+    id, task_name, queue_name, priority, args, kwargs, status,
+    sent_at, enqueued_at, good_until, task_options, max_retries, enqueue_sha
+) VALUES (
+    %(id)s, %(task_name)s, %(queue_name)s, %(priority)s, %(args)s, %(kwargs)s, 'PENDING',
+    %(sent_at)s,
+    statement_timestamp() + %(delay_seconds)s * INTERVAL '1 second',
+    %(good_until)s, %(task_options)s, %(max_retries)s, %(enqueue_sha)s
+)
+ON CONFLICT (id) DO NOTHING
+RETURNING id;
+
+-- name: task_sha_get
+-- Stored fingerprint of one task, to tell a replayed send from a different one.
+SELECT enqueue_sha FROM horsies_tasks WHERE id = %(id)s;
+
+-- name: task_result_get
+-- What a result waiter needs: the status and the stored result.
+SELECT status, result FROM horsies_tasks WHERE id = %(id)s;
+
+-- name: task_info_get
+-- One task's metadata for TaskHandle.info().
+SELECT id::text, task_name, status, queue_name, priority, retry_count, max_retries,
+       next_retry_at, sent_at, enqueued_at, claimed_at, started_at, completed_at,
+       failed_at, worker_hostname, worker_pid, worker_process_name, error_code,
+       result, failed_reason
+FROM horsies_tasks
+WHERE id = %(id)s;
+
+-- name: task_attempts_get
+-- Finished attempts of one task, newest first.
+SELECT task_id::text, attempt, outcome, will_retry, started_at, finished_at, error_code,
+       error_message, failed_reason, worker_id, worker_hostname, worker_pid,
+       worker_process_name
+FROM horsies_task_attempts
+WHERE task_id = %(id)s
+ORDER BY attempt DESC;
+
+-- name: claim_lock
+-- Serializes claim passes of every worker on this database.
+SELECT pg_advisory_xact_lock(%(key)s);
+
+-- name: task_lease_sweep_many
+-- T6: expired claims of the served queues go back to PENDING, keeping their place.
+UPDATE horsies_tasks
+SET status = 'PENDING', claimed = FALSE, claimed_at = NULL,
+    claimed_by_worker_id = NULL, claim_expires_at = NULL,
+    updated_at = statement_timestamp()
+WHERE status = 'CLAIMED'
+  AND claim_expires_at < statement_timestamp()
+  AND queue_name = ANY(%(queues)s);
+
+-- name: task_inflight_counts
+-- Running and live-claimed rows per queue, for the cluster and queue caps.
+SELECT queue_name,
+       count(*) FILTER (WHERE status = 'RUNNING') AS running,
+       count(*) FILTER (WHERE status = 'CLAIMED'
+                          AND (claim_expires_at IS NULL
+                               OR claim_expires_at > statement_timestamp())) AS claimed
+FROM horsies_tasks
+WHERE status IN ('CLAIMED', 'RUNNING')
+GROUP BY queue_name;
+
+-- name: task_claim_many
+-- T2: claim up to %(limit)s claimable rows of one queue in claim order.
+WITH picked AS (
+    SELECT id
+    FROM horsies_tasks
+    WHERE status = 'PENDING'
+      AND queue_name = %(queue)s
+      AND enqueued_at <= statement_timestamp()
+      AND (next_retry_at IS NULL OR next_retry_at <= statement_timestamp())
+      AND (good_until IS NULL OR good_until > statement_timestamp())
+    ORDER BY priority, enqueued_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE horsies_tasks AS t
+SET status = 'CLAIMED', claimed = TRUE,
+    claimed_at = statement_timestamp(),
+    claimed_by_worker_id = %(worker_id)s,
+    claim_expires_at = statement_timestamp() + %(lease_ms)s * INTERVAL '1 millisecond',
+    updated_at = statement_timestamp()
+FROM picked
+WHERE t.id = picked.id
+RETURNING t.id::text, t.task_name, t.queue_name, t.priority, t.enqueued_at,
+          t.args, t.kwargs;
+
+-- name: task_confirm_many
+-- T4: ownership confirmation for tasks handed to idle children, one statement per batch.
+WITH pick(id, pid) AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(pids)s::int[])
+)
+UPDATE horsies_tasks AS t
+SET status = 'RUNNING', claimed = FALSE, claim_expires_at = NULL,
+    started_at = statement_timestamp(),
+    worker_pid = pick.pid, worker_hostname = %(hostname)s,
+    worker_process_name = 'worker-' || pick.pid,
+    updated_at = statement_timestamp()
+FROM pick
+WHERE t.id = pick.id
+  AND t.status = 'CLAIMED'
+  AND t.claimed_by_worker_id = %(worker_id)s
+  AND (t.claim_expires_at IS NULL OR t.claim_expires_at > statement_timestamp())
+  AND (t.good_until IS NULL OR t.good_until > statement_timestamp())
+RETURNING t.id::text;
+
+-- name: task_expire_claimed_many
+-- T8: owned claims whose deadline passed before they could start.
+UPDATE horsies_tasks
+SET status = 'EXPIRED', claimed = FALSE, claim_expires_at = NULL,
+    failed_at = statement_timestamp(), updated_at = statement_timestamp(),
+    error_code = 'TASK_EXPIRED',
+    result = '{"__task_result__":true,"ok":null,"err":{"__task_error__":true,'
+             || '"error_code":{"__builtin_task_code__":"TASK_EXPIRED"},'
+             || '"message":"Task expired: good_until deadline passed before execution started",'
+             || '"data":{"task_id":"' || id::text || '","worker_id":"' || %(worker_id)s || '"}}}'
+WHERE id = ANY(%(ids)s::uuid[])
+  AND status = 'CLAIMED'
+  AND claimed_by_worker_id = %(worker_id)s
+  AND good_until IS NOT NULL AND good_until <= statement_timestamp()
+RETURNING id::text;
+
+-- name: task_release_many
+-- T5: give owned claims back (shutdown, dispatch failure); they keep their FIFO place.
+UPDATE horsies_tasks
+SET status = 'PENDING', claimed = FALSE, claimed_at = NULL,
+    claimed_by_worker_id = NULL, claim_expires_at = NULL,
+    updated_at = statement_timestamp()
+WHERE id = ANY(%(ids)s::uuid[])
+  AND status = 'CLAIMED'
+  AND claimed_by_worker_id = %(worker_id)s;
+
+-- name: task_finalize_lock_many
+-- Phase 1 of finalization: lock the batch's RUNNING rows in id order.
+SELECT t.id::text, t.queue_name, t.retry_count, t.max_retries, t.task_options,
+       t.good_until, t.started_at, t.claimed_by_worker_id,
+       t.worker_hostname, t.worker_pid, t.worker_process_name,
+       clock_timestamp() AS db_now
+FROM horsies_tasks AS t
+WHERE t.id = ANY(%(ids)s::uuid[]) AND t.status = 'RUNNING'
+ORDER BY t.id
+FOR UPDATE;
+
+-- name: task_complete_many
+-- T11: successes of one batch.
+UPDATE horsies_tasks AS t
+SET status = 'COMPLETED', completed_at = statement_timestamp(),
+    result = r.result, error_code = NULL, updated_at = statement_timestamp()
+FROM unnest(%(ids)s::uuid[], %(results)s::text[]) AS r(id, result)
+WHERE t.id = r.id AND t.status = 'RUNNING';
+
+-- name: task_fail_many
+-- T12/T13: failures of one batch that will not be retried.
+UPDATE horsies_tasks AS t
+SET status = 'FAILED', failed_at = statement_timestamp(),
+    result = r.result, error_code = r.error_code, failed_reason = r.failed_reason,
+    updated_at = statement_timestamp()
+FROM unnest(%(ids)s::uuid[], %(results)s::text[], %(error_codes)s::text[],
+            %(failed_reasons)s::text[]) AS r(id, result, error_code, failed_reason)
+WHERE t.id = r.id AND t.status = 'RUNNING';
+
+-- name: task_retry_many
+-- T14: failures of one batch that go back to PENDING at their next_retry_at.
+UPDATE horsies_tasks AS t
+SET status = 'PENDING', retry_count = t.retry_count + 1,
+    next_retry_at = r.next_retry_at, enqueued_at = r.next_retry_at,
+    error_code = NULL, claimed = FALSE, claimed_at = NULL,
+    claimed_by_worker_id = NULL, claim_expires_at = NULL,
+    updated_at = statement_timestamp()
+FROM unnest(%(ids)s::uuid[], %(next_retry_ats)s::timestamptz[]) AS r(id, next_retry_at)
+WHERE t.id = r.id AND t.status = 'RUNNING'
+  AND (t.good_until IS NULL OR r.next_retry_at < t.good_until);
+
+-- name: task_attempt_upsert_many
+-- One attempt row per finished attempt, written with the transition that ends it.
+INSERT INTO horsies_task_attempts (
+    task_id, attempt, outcome, will_retry, started_at, finished_at, error_code,
+    error_message, failed_reason, worker_id, worker_hostname, worker_pid, worker_process_name
+)
+SELECT a.task_id, a.attempt, a.outcome, a.will_retry, a.started_at, statement_timestamp(),
+       a.error_code, a.error_message, a.failed_reason, a.worker_id, a.worker_hostname,
+       a.worker_pid, a.worker_process_name
+FROM unnest(%(task_ids)s::uuid[], %(attempts)s::int[], %(outcomes)s::text[],
+            %(will_retries)s::bool[], %(started_ats)s::timestamptz[],
+            %(error_codes)s::text[], %(error_messages)s::text[], %(failed_reasons)s::text[],
+            %(worker_ids)s::text[], %(worker_hostnames)s::text[], %(worker_pids)s::int[],
+            %(worker_process_names)s::text[])
+     AS a(task_id, attempt, outcome, will_retry, started_at, error_code, error_message,
+          failed_reason, worker_id, worker_hostname, worker_pid, worker_process_name)
+ON CONFLICT (task_id, attempt) DO UPDATE
+SET outcome = EXCLUDED.outcome, will_retry = EXCLUDED.will_retry,
+    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
+    error_code = EXCLUDED.error_code, error_message = EXCLUDED.error_message,
+    failed_reason = EXCLUDED.failed_reason, worker_id = EXCLUDED.worker_id,
+    worker_hostname = EXCLUDED.worker_hostname, worker_pid = EXCLUDED.worker_pid,
+    worker_process_name = EXCLUDED.worker_process_name;
+
+-- name: task_crash_lock
+-- Crash path: lock a RUNNING task of this worker run by a child that died.
+SELECT t.id::text, t.queue_name, t.retry_count, t.max_retries, t.task_options,
+       t.good_until, t.started_at, t.claimed_by_worker_id,
+       t.worker_hostname, t.worker_pid, t.worker_process_name,
+       clock_timestamp() AS db_now
+FROM horsies_tasks AS t
+WHERE t.id = %(id)s AND t.status = 'RUNNING'
+  AND t.claimed_by_worker_id = %(worker_id)s AND t.worker_pid = %(pid)s
+FOR UPDATE;
+
+-- name: queue_notify
+-- A plain wake-up on one channel (capacity freed, retry due).
+SELECT pg_notify(%(channel)s, %(payload)s);
+
+-- name: worker_state_insert
+-- One worker-state snapshot.
+INSERT INTO horsies_worker_states (
+    worker_id, hostname, pid, processes, max_claim_batch, max_claim_per_worker,
+    cluster_wide_cap, queues, queue_priorities, queue_max_concurrency, recovery_config,
+    tasks_running, tasks_claimed, memory_usage_mb, memory_percent, cpu_percent,
+    worker_started_at, lifecycle, horsies_version
+) VALUES (
+    %(worker_id)s, %(hostname)s, %(pid)s, %(processes)s, %(max_claim_batch)s,
+    %(max_claim_per_worker)s, %(cluster_wide_cap)s, %(queues)s, %(queue_priorities)s,
+    %(queue_max_concurrency)s, %(recovery_config)s, %(tasks_running)s, %(tasks_claimed)s,
+    %(memory_usage_mb)s, %(memory_percent)s, %(cpu_percent)s, %(worker_started_at)s,
+    %(lifecycle)s, %(horsies_version)s
+);
+
+-- name: task_copy_many
+-- T1 in bulk: one COPY of a whole send_many batch; enqueued_at defaults to now().
+COPY horsies_tasks (
+    id, task_name, queue_name, priority, args, kwargs, status, sent_at,
+    good_until, task_options, max_retries, enqueue_sha
+) FROM STDIN;
+
+-- name: task_sha_get_many
+-- Stored fingerprints of a batch, to recognise a resend whose first try committed.
+SELECT id::text, enqueue_sha FROM horsies_tasks WHERE id = ANY(%(ids)s::uuid[]);

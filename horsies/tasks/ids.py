@@ -1,0 +1,53 @@
+"""Task ids: time-ordered UUIDs (version 7), strictly increasing per process.
+
+Time-ordered ids keep the primary-key index append-only, and a batch sent in
+one statement is claimed in id order, i.e. in input order.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+_lock = threading.Lock()
+_last_ms = 0
+_seq = 0
+
+
+def _next_ms_and_seq() -> tuple[int, int]:
+    global _last_ms, _seq
+    now_ms = time.time_ns() // 1_000_000
+    with _lock:
+        if now_ms > _last_ms:
+            _last_ms, _seq = now_ms, int.from_bytes(os.urandom(2), "big") & 0x3FF
+        else:
+            _seq += 1
+            if _seq > 0xFFF:  # 4096 ids in one millisecond: borrow the next one
+                _last_ms, _seq = _last_ms + 1, 0
+        return _last_ms, _seq
+
+
+def new_task_id() -> str:
+    """A new UUIDv7 in canonical text form; later calls sort after earlier ones."""
+    ms, seq = _next_ms_and_seq()
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | rand_b
+    return str(uuid.UUID(int=value))
+
+
+def new_task_ids(count: int) -> list[str]:
+    """`count` ids in increasing order (one lock round per id is cheap enough)."""
+    return [new_task_id() for _ in range(count)]
+
+
+def is_uuid(value: object) -> bool:
+    """True for a string PostgreSQL will accept as a uuid; other ids match no row."""
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

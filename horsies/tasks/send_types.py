@@ -1,0 +1,127 @@
+"""The values a send returns: TaskSendError, its codes, the replayable payload, Call."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, TypeVar, Union
+
+from horsies.result import Err, Ok
+
+T = TypeVar("T")
+
+
+class TaskSendErrorCode(str, enum.Enum):
+    SEND_SUPPRESSED = "SEND_SUPPRESSED"
+    VALIDATION_FAILED = "VALIDATION_FAILED"
+    ENQUEUE_FAILED = "ENQUEUE_FAILED"
+    PAYLOAD_MISMATCH = "PAYLOAD_MISMATCH"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSendPayload:
+    """Everything one send writes, kept so that a failed send can be replayed as is."""
+
+    task_name: str
+    queue_name: str
+    priority: int
+    args_json: str | None
+    kwargs_json: str | None
+    sent_at: datetime
+    good_until: datetime | None
+    enqueue_delay_seconds: int | None
+    task_options: str | None
+    enqueue_sha: str
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class TaskSendError:
+    code: TaskSendErrorCode
+    message: str
+    retryable: bool = False
+    task_id: str | None = None
+    payload: TaskSendPayload | None = None
+    exception: BaseException | None = None
+    index: int | None = None
+    task_ids: tuple[str, ...] | None = None
+
+    def __repr__(self) -> str:
+        # Arguments never appear, so errors can be logged safely.
+        return (
+            f"TaskSendError(code={self.code.value}, retryable={self.retryable}, "
+            f"task_id={self.task_id!r})"
+        )
+
+    __str__ = __repr__
+
+
+TaskSendResult = Union[Ok[T], Err[TaskSendError]]  # noqa: UP007 (subscriptable alias)
+
+
+def _utc_text(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def enqueue_sha(
+    *,
+    task_name: str,
+    queue_name: str,
+    priority: int,
+    args_json: str | None,
+    kwargs_json: str | None,
+    sent_at: datetime,
+    good_until: datetime | None,
+    enqueue_delay_seconds: int | None,
+    task_options: str | None,
+) -> str:
+    """SHA-256 of the canonical JSON array of a send (tasks.md §7.4)."""
+    canonical = json.dumps(
+        [
+            task_name,
+            queue_name,
+            priority,
+            args_json,
+            kwargs_json,
+            _utc_text(sent_at),
+            _utc_text(good_until) if good_until is not None else None,
+            enqueue_delay_seconds,
+            task_options,
+        ],
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class Call:
+    """One invocation for send_many: positional and keyword arguments."""
+
+    __slots__ = ("_args", "_kwargs")
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._args = args
+        self._kwargs = MappingProxyType(dict(kwargs))
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        return self._args
+
+    @property
+    def kwargs(self) -> Mapping[str, Any]:
+        return self._kwargs
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Call):
+            return NotImplemented
+        return self._args == other._args and dict(self._kwargs) == dict(other._kwargs)
+
+    def __repr__(self) -> str:
+        parts = [repr(a) for a in self._args]
+        parts += [f"{k}={v!r}" for k, v in self._kwargs.items()]
+        return f"Call({', '.join(parts)})"

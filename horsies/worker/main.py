@@ -1,0 +1,438 @@
+"""The worker's main process: claim, dispatch, finalize, on one event loop.
+
+It never runs user code. It owns every write about the tasks it runs, over
+a handful of dedicated connections (claim, dispatch, writer, service and a
+listener), whatever the number of children.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from horsies._speedups import IMPL, IMPL_ERROR, compute_pass_budget, effective_max_claimed
+from horsies.db.broker import is_transient
+from horsies.sql import queries
+from horsies.worker import protocol
+from horsies.worker.child import ChildSpec
+from horsies.worker.claimer import Claimer
+from horsies.worker.completer import MAX_BATCH, Ending, finalize_batch, finalize_crash
+from horsies.worker.config import WorkerConfig
+from horsies.worker.executor import Child, ChildPool
+from horsies.worker.snapshots import Snapshots
+from horsies.config import DEFAULT_CLAIM_LEASE_MS
+
+if TYPE_CHECKING:
+    from horsies.app import Horsies
+
+log = logging.getLogger("horsies.worker")
+
+
+def _prepare_threshold() -> int | None:
+    # Prepared statements do not survive a transaction-pooling proxy.
+    return None if os.environ.get("HORSIES_NO_PREPARE") == "1" else 0
+
+
+async def connect(url: str, *, autocommit: bool = False) -> psycopg.AsyncConnection[Any]:
+    return await psycopg.AsyncConnection.connect(
+        url, autocommit=autocommit, prepare_threshold=_prepare_threshold(), connect_timeout=10
+    )
+
+
+@dataclass(order=True)
+class ReadyTask:
+    """A claimed task waiting for a child, ordered as the claim order."""
+
+    priority: int
+    enqueued_at: datetime
+    task_id: str
+    task_name: str = field(compare=False)
+    args_json: str | None = field(compare=False)
+    kwargs_json: str | None = field(compare=False)
+
+
+class Worker:
+    def __init__(self, app: Horsies, config: WorkerConfig) -> None:
+        self.app = app
+        self.config = config
+        self.worker_id = str(uuid.uuid4())
+        self.hostname = socket.gethostname()
+        cfg = app.config
+        self.queues = config.queues or app.get_valid_queue_names()
+        self.lease_ms = cfg.claim_lease_ms or DEFAULT_CLAIM_LEASE_MS
+        self.max_claim_per_worker = effective_max_claimed(
+            config.processes, cfg.prefetch_buffer, config.max_claim_per_worker)
+        self.ready: list[ReadyTask] = []
+        self.in_dispatch = 0
+        self.running: dict[str, Child] = {}  # confirmed and not yet persisted
+        self.results: asyncio.Queue[Ending] = asyncio.Queue()
+        self.wake = asyncio.Event()
+        self.dispatch_wake = asyncio.Event()
+        self.stopping = False
+        self.forced = False
+        self.exit_code = 0
+        self._stop_event = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._conns: dict[str, psycopg.AsyncConnection[Any]] = {}
+        self._started = asyncio.Event()
+        self.pool = ChildPool(
+            ChildSpec(config.app_locator, list(config.sys_path_roots), list(config.imports),
+                      config.loglevel),
+            config.processes, self._on_result, self._on_death, self._on_idle,
+        )
+        self.claimer = Claimer(self)
+        self.snapshots = Snapshots(self)
+
+    # -- counters the budget uses ---------------------------------------------
+
+    @property
+    def local_running(self) -> int:
+        return len(self.running)
+
+    @property
+    def local_claimed(self) -> int:
+        return len(self.ready) + self.in_dispatch
+
+    def local_budget(self) -> int:
+        cfg = self.app.config
+        return compute_pass_budget(self.config.processes, cfg.prefetch_buffer,
+                                   self.config.max_claim_per_worker, None,
+                                   self.local_running, self.local_claimed, 0)
+
+    # -- child callbacks --------------------------------------------------------
+
+    def _on_result(self, child: Child, message: protocol.Result) -> None:
+        self.results.put_nowait(Ending.from_result(message))
+
+    def _on_idle(self) -> None:
+        self.dispatch_wake.set()
+
+    def _on_death(self, child: Child, code: int | None) -> None:
+        task_id = child.task_id
+        if task_id is not None:
+            reason = (f"Worker child process {child.pid} terminated by forced shutdown"
+                      if self.forced else
+                      f"Worker child process {child.pid} exited with code {code} "
+                      "while running the task")
+            self._spawn(self._crash(task_id, child.pid, reason), "crash-path")
+        if self.pool.hook_failed:
+            log.critical("a child-process start hook failed; stopping the worker")
+            self.exit_code = 1
+            self.request_stop(force=True)
+            return
+        if self.pool.start_failures >= 5:
+            log.critical("child processes keep failing during start")
+            self.exit_code = 1
+            self.request_stop(force=True)
+            return
+        if not self.stopping:
+            self.pool.start_child()
+
+    async def _crash(self, task_id: str, pid: int, reason: str) -> None:
+        try:
+            plan = await finalize_crash(self._conns["writer"], task_id, pid, self.worker_id,
+                                        reason)
+            self._after_finalize(plan)
+        except Exception:
+            log.exception("crash path failed for task %s", task_id)
+        finally:
+            self.running.pop(task_id, None)
+            self.wake.set()
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def request_stop(self, force: bool = False) -> None:
+        """First call: graceful shutdown. A second call (or force): forced shutdown."""
+        if self.stopping or force:
+            if not self.forced:
+                self.forced = True
+                self._force_stop()
+        if not self.stopping:
+            log.info("Received interrupt signal, stopping worker...")
+            self.stopping = True
+        self._stop_event.set()
+        self.wake.set()
+        self.dispatch_wake.set()
+
+    def _force_stop(self) -> None:
+        busy = self.pool.busy_children()
+        log.warning("Forced shutdown: terminating %d running task(s)", len(busy))
+        for child in busy:
+            self.pool.kill(child)
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"horsies-{name}")
+        self._tasks.append(task)
+        task.add_done_callback(self._service_done)
+        return task
+
+    def _service_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("worker service %s failed: %s", task.get_name(), task.exception())
+        self.exit_code = 1
+        self.request_stop()
+
+    async def _open_connections(self) -> None:
+        url = self.app.get_broker().url()
+        for name in ("claim", "dispatch", "writer", "service"):
+            self._conns[name] = await connect(url)
+        self._conns["listener"] = await connect(url, autocommit=True)
+
+    async def _listen(self) -> None:
+        conn = self._conns["listener"]
+        channels = [f"task_queue_{q}" for q in self.queues] + ["task_new"]
+        for channel in channels:
+            await conn.execute(f'LISTEN "{channel}"')
+        log.info("Subscribed to queues: [%s] + global", ", ".join(self.queues))
+        self._spawn(self._listen_loop(channels), "listener")
+
+    async def _listen_loop(self, channels: list[str]) -> None:
+        delay = self.app.config.resilience.db_retry_initial_ms / 1000
+        while not self.stopping:
+            try:
+                async for _note in self._conns["listener"].notifies():
+                    self.wake.set()
+            except psycopg.Error as exc:
+                if self.stopping:
+                    return
+                log.warning("listener connection lost: %s; reconnecting", exc)
+                await asyncio.sleep(delay)
+                try:
+                    conn = await connect(self.app.get_broker().url(), autocommit=True)
+                    for channel in channels:
+                        await conn.execute(f'LISTEN "{channel}"')
+                    self._conns["listener"] = conn
+                    self.wake.set()  # notifications sent meanwhile are lost
+                except psycopg.Error:
+                    continue
+
+    def _log_config(self) -> None:
+        cap = self.app.config.cluster_wide_cap
+        log.info(
+            "Concurrency config: processes=%d, cluster_wide_cap=%s, max_claim_per_worker=%d, "
+            "max_claim_batch=%d", self.config.processes, cap if cap is not None else "unlimited",
+            self.max_claim_per_worker, self.config.max_claim_batch)
+        log.debug("horsies speedups: %s%s", IMPL, f" ({IMPL_ERROR})" if IMPL_ERROR else "")
+
+    async def start(self) -> None:
+        self.app.suppress_sends(True)
+        try:
+            self.app.import_task_modules(self.app.get_discovered_task_modules()
+                                         + list(self.config.imports))
+        finally:
+            self.app.suppress_sends(False)
+        await self._open_connections()
+        self._log_config()
+        await self._listen()
+        await self.pool.start()
+        self._spawn(self._writer_loop(), "result-writer")
+        self._spawn(self._dispatch_loop(), "dispatcher")
+        self._spawn(self.snapshots.loop(), "snapshots")
+        log.info("Worker started")
+        self._started.set()
+
+    async def run_forever(self) -> int:
+        await self.start()
+        poll_s = self.app.config.resilience.notify_poll_interval_ms / 1000
+        while not self.stopping:
+            await self.claimer.round()
+            try:
+                await asyncio.wait_for(self.wake.wait(), poll_s)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+        await self._shutdown()
+        return self.exit_code
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
+    # -- dispatch -----------------------------------------------------------------
+
+    def push_ready(self, rows: list[tuple[Any, ...]]) -> None:
+        for task_id, name, _queue, priority, enqueued_at, args, kwargs in rows:
+            heapq.heappush(self.ready, ReadyTask(priority, enqueued_at, task_id, name, args,
+                                                 kwargs))
+        self.dispatch_wake.set()
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self.dispatch_wake.wait()
+            self.dispatch_wake.clear()
+            while self.ready and not self.stopping:
+                idle = self.pool.idle_children()
+                if not idle:
+                    break
+                batch = [heapq.heappop(self.ready) for _ in range(min(len(idle), len(self.ready)))]
+                await self._dispatch(batch, idle[: len(batch)])
+
+    async def _dispatch(self, batch: list[ReadyTask], children: list[Child]) -> None:
+        self.in_dispatch += len(batch)
+        conn = self._conns["dispatch"]
+        try:
+            async with conn.transaction():
+                cur = await conn.execute(queries["task_confirm_many"], {
+                    "ids": [t.task_id for t in batch], "pids": [c.pid for c in children],
+                    "hostname": self.hostname, "worker_id": self.worker_id})
+                confirmed = {row[0] for row in await cur.fetchall()}
+                lost = [t.task_id for t in batch if t.task_id not in confirmed]
+                expired = set()
+                if lost:
+                    cur = await conn.execute(queries["task_expire_claimed_many"],
+                                             {"ids": lost, "worker_id": self.worker_id})
+                    expired = {row[0] for row in await cur.fetchall()}
+        except Exception as exc:
+            self.in_dispatch -= len(batch)
+            await self._dispatch_failed(batch, exc)
+            return
+        self.in_dispatch -= len(batch)
+        interval = self.app.config.recovery.runner_heartbeat_interval_ms
+        for task, child in zip(batch, children, strict=True):
+            if task.task_id in confirmed:
+                self.running[task.task_id] = child
+                self.pool.run(child, protocol.Run(task.task_id, task.task_name, task.args_json,
+                                                  task.kwargs_json, self.worker_id, interval))
+            elif task.task_id in expired:
+                log.info("Task %s expired before start (TASK_EXPIRED)", task.task_id)
+            else:
+                log.info("Task %s dropped: claim lost before start (CLAIM_LOST)", task.task_id)
+        if len(confirmed) < len(batch):
+            self.wake.set()
+
+    async def _dispatch_failed(self, batch: list[ReadyTask], exc: BaseException) -> None:
+        if is_transient(exc):
+            for task in batch:
+                heapq.heappush(self.ready, task)
+            log.warning("ownership confirmation failed: %s; retrying", exc)
+            await asyncio.sleep(self.app.config.resilience.db_retry_initial_ms / 1000)
+            self.dispatch_wake.set()
+            return
+        log.error("ownership confirmation failed (OWNERSHIP_UNCONFIRMED): %s", exc)
+        await self.release([t.task_id for t in batch])
+
+    async def release(self, task_ids: list[str]) -> None:
+        """T5: give claims back so that another worker can take them."""
+        if not task_ids:
+            return
+        conn = self._conns["service"]
+        async with conn.transaction():
+            await conn.execute(queries["task_release_many"],
+                               {"ids": task_ids, "worker_id": self.worker_id})
+
+    # -- results --------------------------------------------------------------------
+
+    async def _writer_loop(self) -> None:
+        while True:
+            first = await self.results.get()
+            batch = [first]
+            while len(batch) < MAX_BATCH and not self.results.empty():
+                batch.append(self.results.get_nowait())
+            await self._persist(batch)
+
+    async def _persist(self, batch: list[Ending]) -> None:
+        delays = (0.5, 1.0, 2.0)
+        for attempt in range(len(delays) + 1):
+            try:
+                plan = await finalize_batch(self._conns["writer"], batch)
+                break
+            except Exception as exc:
+                if not is_transient(exc) or attempt == len(delays):
+                    log.critical("Finalize retries exhausted for %d task(s) stage=phase1_persist: "
+                                 "%s", len(batch), exc)
+                    plan = None
+                    break
+                log.warning("finalize failed (%s); retrying in %.1fs", exc, delays[attempt])
+                await asyncio.sleep(delays[attempt])
+                await self._reconnect("writer")
+        for ending in batch:
+            self.running.pop(ending.task_id, None)
+        if plan is not None:
+            self._after_finalize(plan)
+        self.wake.set()
+
+    def _after_finalize(self, plan: Any) -> None:
+        loop = asyncio.get_running_loop()
+        for task_id, queue, when in plan.retries:
+            log.info("Scheduled task %s for retry at %s", task_id, when.isoformat())
+            delay = max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
+            loop.call_later(delay, self._retry_due, task_id, queue)
+
+    def _retry_due(self, task_id: str, queue: str) -> None:
+        if not self.stopping:
+            self._spawn(self._notify(f"task_queue_{queue}", f"retry:{task_id}"), "retry-timer")
+
+    async def _notify(self, channel: str, payload: str) -> None:
+        conn = self._conns["service"]
+        async with conn.transaction():
+            await conn.execute(queries["queue_notify"], {"channel": channel, "payload": payload})
+
+    async def _reconnect(self, name: str) -> None:
+        try:
+            await self._conns[name].close()
+        except Exception:  # noqa: BLE001 - it is being replaced anyway
+            pass
+        try:
+            self._conns[name] = await connect(self.app.get_broker().url())
+        except psycopg.Error as exc:
+            log.warning("reconnect of %s connection failed: %s", name, exc)
+
+    # -- shutdown ---------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        await self.snapshots.write("DRAINING")
+        waiting = [t.task_id for t in self.ready]
+        self.ready.clear()
+        await self.release(waiting)
+        await self._drain()
+        await self.pool.stop()
+        while self.running or not self.results.empty():  # crash paths of killed children
+            await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.snapshots.write("STOPPED")
+        for conn in self._conns.values():
+            await conn.close()
+        log.info("Worker stopped")
+
+    async def _drain(self) -> None:
+        """Wait until every running task's result is persisted (bounded by the timeout)."""
+        timeout = self.config.shutdown_timeout_s
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        while self.running and not self.forced:
+            if end is not None and loop.time() >= end:
+                self.request_stop(force=True)
+                break
+            await asyncio.sleep(0.05)
+
+
+def install_signal_handlers(worker: Worker) -> Callable[[], None]:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, worker.request_stop)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+            pass
+
+    def remove() -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+
+    return remove
