@@ -613,7 +613,7 @@ def _check_broker(app: Horsies) -> list[HorsiesError]:
     try:
         url = broker.resolve_url()
     except HorsiesError as exc:
-        return [_nowhere(exc)] if exc.location is not None else [exc]
+        return [_nowhere(exc)]
     except Exception as exc:
         return [_broker_failed(f"{type(exc).__name__}: {exc}", None)]
     try:

@@ -33,6 +33,8 @@ __all__ = [
     "MultipleValidationErrors",
     "raise_collected",
     "should_use_colors",
+    "is_user_file",
+    "find_user_frame",
     "BUILTIN_CODE_REGISTRY",
 ]
 
@@ -169,12 +171,15 @@ class SourceLocation:
     @classmethod
     def from_function(cls, fn: Any) -> SourceLocation | None:
         """The definition line of `fn` (its first decorator line), or None without code."""
-        target = fn
-        # Bound methods and functools.partial-like objects carry the function elsewhere.
-        for attr in ("__func__",):
-            inner = getattr(target, attr, None)
-            if inner is not None:
-                target = inner
+        target = getattr(fn, "__func__", fn)  # bound method -> function
+        # Objects wrapping a function (functools.wraps, task functions) point at it.
+        for _ in range(16):
+            if getattr(target, "__code__", None) is not None:
+                break
+            inner = getattr(target, "__wrapped__", None)
+            if inner is None:
+                break
+            target = getattr(inner, "__func__", inner)
         code = getattr(target, "__code__", None)
         filename = getattr(code, "co_filename", None)
         lineno = getattr(code, "co_firstlineno", None)
@@ -215,7 +220,8 @@ def _skipped_prefixes() -> tuple[str, ...]:
 _SKIPPED_PREFIXES: Final = _skipped_prefixes()
 
 
-def _is_user_file(filename: str) -> bool:
+def is_user_file(filename: str) -> bool:
+    """Whether `filename` is user code: not horsies, not the stdlib, not an installed package."""
     if not filename or filename.startswith("<"):
         return False
     path = os.path.abspath(filename)
@@ -225,11 +231,14 @@ def _is_user_file(filename: str) -> bool:
     return "site-packages" not in parts and "dist-packages" not in parts
 
 
+_is_user_file = is_user_file  # older internal spelling, kept for callers
+
+
 def find_user_frame() -> FrameType | None:
     """The innermost stack frame outside horsies, the stdlib and installed packages."""
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
-        if _is_user_file(frame.f_code.co_filename):
+        if is_user_file(frame.f_code.co_filename):
             return frame
         frame = frame.f_back
     return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar, overload
 
 import msgspec
 from msgspec.structs import force_setattr
@@ -11,10 +11,8 @@ from msgspec.structs import force_setattr
 from horsies.codes import BUILTIN_CODE_REGISTRY, BuiltInTaskCode, builtin_code_family
 
 if TYPE_CHECKING:
-    from typing import Literal
-
-    _ErrorCodeField = BuiltInTaskCode | str | None
-    _ExceptionField = dict[str, Any] | BaseException | None
+    _ErrorCodeField: TypeAlias = BuiltInTaskCode | str | None
+    _ExceptionField: TypeAlias = dict[str, Any] | BaseException | None
 else:
     # At run time the fields are typed Any so that msgspec can decode and
     # convert stored errors (a union of several str enums, or an exception
@@ -173,10 +171,6 @@ class TaskResult(Generic[T, E]):
 
     def unwrap_err(self) -> E:
         return self.err_value
-
-    @property
-    def variant(self) -> Literal["ok", "err"]:
-        return "ok" if self._is_ok else "err"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TaskResult):

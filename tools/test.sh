@@ -20,7 +20,7 @@ echo "== compiled twins (HORSIES_TEST_EXPECT_IMPL=c): whole suite"
 HORSIES_TEST_EXPECT_IMPL=c python -m pytest "$@" || status=$?
 
 echo "== pure-Python twins (HORSIES_NO_EXTENSIONS=1): unit, speedups, integration"
-HORSIES_NO_EXTENSIONS=1 python -m pytest tests/unit tests/speedups tests/integration -q "$@" \
+env -u HORSIES_TEST_EXPECT_IMPL HORSIES_NO_EXTENSIONS=1 python -m pytest tests/unit tests/speedups tests/integration -q "$@" \
     || status=$?
 
 exit "$status"

@@ -13,7 +13,7 @@ from horsies.config.postgres import PostgresConfig, mask_url
 from horsies.config.queues import CustomQueueConfig, QueueMode
 from horsies.config.recovery import RecoveryConfig
 from horsies.config.resilience import WorkerResilienceConfig
-from horsies.config.retry import RetryPolicy
+from horsies.config.retry import RetryPolicy, retry_policy_problem
 
 __all__ = [
     "DEFAULT_CLAIM_LEASE_MS",
@@ -28,4 +28,5 @@ __all__ = [
     "WorkerResilienceConfig",
     "exception_mapper_problems",
     "mask_url",
+    "retry_policy_problem",
 ]

@@ -55,7 +55,11 @@ def int_problem(
     if value is None and optional:
         return None
     if not is_int(value):
-        expected = "an int or None" if optional else "an int"
+        expected = "an int"
+        if lo is not None or hi is not None:
+            expected += f" {_range_text(lo, hi)}"
+        if optional:
+            expected += " or None"
         return f"{name} must be {expected} (got {type_name(value)} {value!r})"
     assert isinstance(value, int)
     if (lo is not None and value < lo) or (hi is not None and value > hi):

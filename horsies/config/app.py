@@ -84,7 +84,7 @@ class AppConfig(msgspec.Struct, kw_only=True, frozen=True):
     max_claim_renew_age_ms: int = 180_000
     recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
     resilience: WorkerResilienceConfig = msgspec.field(default_factory=WorkerResilienceConfig)
-    # ScheduleConfig (scheduling.md) lives in its own module; checked by duck type below.
+    # ScheduleConfig (scheduling.md) is defined elsewhere; _check_schedule accepts it or None.
     schedule: Any = None
     exception_mapper: ExceptionMapper = msgspec.field(default_factory=dict)
     default_unhandled_error_code: str = DEFAULT_UNHANDLED_ERROR_CODE

@@ -19,7 +19,7 @@ from horsies.config._check import bool_problem, int_problem, sequence_problem
 if TYPE_CHECKING:
     from horsies.codes import BuiltInTaskCode
 
-__all__ = ["BackoffStrategy", "RetryPolicy"]
+__all__ = ["BackoffStrategy", "RetryPolicy", "retry_policy_problem"]
 
 BackoffStrategy = Literal["fixed", "exponential"]
 _STRATEGIES: tuple[str, ...] = ("fixed", "exponential")
@@ -45,7 +45,7 @@ class RetryPolicy(msgspec.Struct, kw_only=True, frozen=True):
     auto_retry_for: list[str]
 
     def __post_init__(self) -> None:
-        problem = _policy_problem(self)
+        problem = retry_policy_problem(self)
         if problem is not None:
             raise ValueError(problem)
         # Any sequence is accepted; lists are what is stored.
@@ -124,8 +124,11 @@ def _code_value(code: str) -> str:
     return value if isinstance(value, str) else str(code)
 
 
-def _policy_problem(policy: RetryPolicy) -> str | None:
-    """The first reason ``policy`` is invalid, or ``None``."""
+def retry_policy_problem(policy: RetryPolicy) -> str | None:
+    """The first reason ``policy`` is invalid, or ``None``.
+
+    Also re-checks a built policy whose lists were mutated in place (``app.check()``).
+    """
     for check in (_field_problem, _consistency_problem, _auto_retry_for_problem):
         problem = check(policy)
         if problem is not None:
@@ -185,3 +188,6 @@ def _auto_retry_for_problem(policy: RetryPolicy) -> str | None:
             problem += "; auto_retry_for matches error codes, not exception classes"
         return f"auto_retry_for[{index}]: {problem}"
     return None
+
+
+_policy_problem = retry_policy_problem  # older private name, still imported elsewhere

@@ -27,6 +27,14 @@ CREATE TABLE IF NOT EXISTS horsies_tasks (
     enqueued_at          TIMESTAMPTZ  NOT NULL DEFAULT now(),
     created_at           TIMESTAMPTZ  NOT NULL DEFAULT now(),
     updated_at           TIMESTAMPTZ  NOT NULL DEFAULT now(),
+    priority             INTEGER      NOT NULL DEFAULT 100,
+    retry_count          INTEGER      NOT NULL DEFAULT 0,
+    max_retries          INTEGER      NOT NULL DEFAULT 0,
+    claimed              BOOLEAN      NOT NULL DEFAULT FALSE,
+    status               TEXT         NOT NULL DEFAULT 'PENDING',
+    queue_name           VARCHAR(100) NOT NULL,
+    task_name            VARCHAR(255) NOT NULL,
+    enqueue_sha          VARCHAR(64)  NOT NULL,
     claimed_at           TIMESTAMPTZ,
     claim_expires_at     TIMESTAMPTZ,
     started_at           TIMESTAMPTZ,
@@ -34,15 +42,7 @@ CREATE TABLE IF NOT EXISTS horsies_tasks (
     failed_at            TIMESTAMPTZ,
     good_until           TIMESTAMPTZ,
     next_retry_at        TIMESTAMPTZ,
-    priority             INTEGER      NOT NULL DEFAULT 100,
-    retry_count          INTEGER      NOT NULL DEFAULT 0,
-    max_retries          INTEGER      NOT NULL DEFAULT 0,
     worker_pid           INTEGER,
-    claimed              BOOLEAN      NOT NULL DEFAULT FALSE,
-    status               TEXT         NOT NULL DEFAULT 'PENDING',
-    queue_name           VARCHAR(100) NOT NULL,
-    task_name            VARCHAR(255) NOT NULL,
-    enqueue_sha          VARCHAR(64)  NOT NULL,
     args                 TEXT,
     kwargs               TEXT,
     task_options         TEXT,
@@ -208,36 +208,74 @@ CREATE INDEX IF NOT EXISTS idx_horsies_worker_states_snapshot_at
 -- ---------------------------------------------------------------------------
 
 -- task_new and task_queue_<queue>: rows inserted as claimable PENDING rows.
+-- A one-row statement (send) costs one query on the transition table; a batch
+-- (send_many's COPY, always one queue) costs one more counting pass; only a
+-- statement mixing queues pays for a GROUP BY.
 CREATE OR REPLACE FUNCTION horsies_notify_task_new() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     ts     timestamptz := clock_timestamp();
-    q      record;
+    seen   bigint;
     one_id text;
-    total  bigint := 0;
+    queue  text;
+    one_ok boolean;
+    total  bigint;
+    others bigint;
+    q      record;
 BEGIN
+    SELECT count(*), min(p.id), min(p.queue_name), bool_and(p.ok)
+      INTO seen, one_id, queue, one_ok
+      FROM (SELECT n.id::text AS id, n.queue_name::text AS queue_name,
+                   (n.status = 'PENDING' AND n.enqueued_at <= ts) AS ok
+            FROM newrows AS n LIMIT 2) AS p;
+    IF seen = 0 THEN
+        RETURN NULL;
+    ELSIF seen = 1 THEN
+        IF one_ok THEN
+            PERFORM pg_notify('task_queue_' || queue, one_id);
+            PERFORM pg_notify('task_new', one_id);
+        END IF;
+        RETURN NULL;
+    END IF;
+
+    SELECT count(*), count(*) FILTER (WHERE n.queue_name <> queue)
+      INTO total, others
+      FROM newrows AS n
+     WHERE n.status = 'PENDING' AND n.enqueued_at <= ts;
+    IF total = 0 THEN
+        RETURN NULL;
+    ELSIF others = 0 THEN
+        IF total = 1 THEN
+            SELECT n.id::text INTO one_id FROM newrows AS n
+             WHERE n.status = 'PENDING' AND n.enqueued_at <= ts LIMIT 1;
+            PERFORM pg_notify('task_queue_' || queue, one_id);
+            PERFORM pg_notify('task_new', one_id);
+        ELSE
+            PERFORM pg_notify('task_queue_' || queue, 'batch:' || total);
+            PERFORM pg_notify('task_new', 'batch:' || total);
+        END IF;
+        RETURN NULL;
+    END IF;
+
     FOR q IN
         SELECT n.queue_name, count(*) AS n_rows
-        FROM newrows AS n
-        WHERE n.status = 'PENDING' AND n.enqueued_at <= ts
-        GROUP BY n.queue_name
+          FROM newrows AS n
+         WHERE n.status = 'PENDING' AND n.enqueued_at <= ts
+         GROUP BY n.queue_name
     LOOP
         IF q.n_rows = 1 THEN
-            -- Only a one-row group needs its id; never convert a whole batch.
-            SELECT n.id::text INTO one_id
-            FROM newrows AS n
-            WHERE n.queue_name = q.queue_name
-              AND n.status = 'PENDING' AND n.enqueued_at <= ts
-            LIMIT 1;
+            SELECT n.id::text INTO one_id FROM newrows AS n
+             WHERE n.queue_name = q.queue_name
+               AND n.status = 'PENDING' AND n.enqueued_at <= ts
+             LIMIT 1;
             PERFORM pg_notify('task_queue_' || q.queue_name, one_id);
         ELSE
             PERFORM pg_notify('task_queue_' || q.queue_name, 'batch:' || q.n_rows);
         END IF;
-        total := total + q.n_rows;
     END LOOP;
     IF total = 1 THEN
         PERFORM pg_notify('task_new', one_id);
-    ELSIF total > 1 THEN
+    ELSE
         PERFORM pg_notify('task_new', 'batch:' || total);
     END IF;
     RETURN NULL;
@@ -312,20 +350,21 @@ DECLARE
     one_id text;
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        SELECT count(*) INTO n_rows FROM newrows;
-        IF n_rows = 1 THEN
-            SELECT n.id::text INTO one_id FROM newrows AS n;
+        SELECT count(*), min(p.id) INTO n_rows, one_id
+          FROM (SELECT n.id::text AS id FROM newrows AS n LIMIT 2) AS p;
+        IF n_rows > 1 THEN
+            SELECT count(*) INTO n_rows FROM newrows;
         END IF;
     ELSE
         SELECT count(*) INTO n_rows
-        FROM newrows AS n
-        JOIN oldrows AS o ON o.id = n.id
-        WHERE o.status IS DISTINCT FROM n.status;
+          FROM newrows AS n
+          JOIN oldrows AS o ON o.id = n.id
+         WHERE o.status IS DISTINCT FROM n.status;
         IF n_rows = 1 THEN
             SELECT n.id::text INTO one_id
-            FROM newrows AS n
-            JOIN oldrows AS o ON o.id = n.id
-            WHERE o.status IS DISTINCT FROM n.status;
+              FROM newrows AS n
+              JOIN oldrows AS o ON o.id = n.id
+             WHERE o.status IS DISTINCT FROM n.status;
         END IF;
     END IF;
     IF n_rows = 1 THEN

@@ -243,3 +243,30 @@ COPY horsies_tasks (
 -- name: task_sha_get_many
 -- Stored fingerprints of a batch, to recognise a resend whose first try committed.
 SELECT id::text, enqueue_sha FROM horsies_tasks WHERE id = ANY(%(ids)s::uuid[]);
+
+-- name: demo_active_workers
+-- Whether another worker wrote a live snapshot in the last two minutes.
+SELECT EXISTS (
+    SELECT 1 FROM (
+        SELECT DISTINCT ON (worker_id) worker_id, lifecycle, snapshot_at
+        FROM horsies_worker_states
+        WHERE snapshot_at > now() - INTERVAL '2 minutes'
+        ORDER BY worker_id, snapshot_at DESC
+    ) latest
+    WHERE lifecycle <> 'STOPPED'
+);
+
+-- name: demo_task_times
+-- Status and timing of the demo's tasks.
+SELECT status, enqueued_at, COALESCE(completed_at, failed_at)
+FROM horsies_tasks WHERE id = ANY(%(ids)s::uuid[]);
+
+-- name: demo_unfinished_count
+-- How many of the demo's tasks are not terminal yet.
+SELECT count(*) FROM horsies_tasks
+WHERE id = ANY(%(ids)s::uuid[])
+  AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED');
+
+-- name: demo_delete_tasks
+-- Remove the demo's rows (attempts go with them).
+DELETE FROM horsies_tasks WHERE id = ANY(%(ids)s::uuid[]);

@@ -11,7 +11,7 @@ from types import FunctionType, MappingProxyType, MethodType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from horsies.codes import error_code_problem
-from horsies.config import RetryPolicy
+from horsies.config import RetryPolicy, exception_mapper_problems
 from horsies.errors import (
     ErrorCode,
     SourceLocation,
@@ -74,24 +74,10 @@ def _check_name_and_options(task_name: Any, options: dict[str, Any]) -> None:
         )
 
 
-def _mapper_problems(mapper: Any) -> list[str]:
-    if not isinstance(mapper, dict):
-        return [f"exception_mapper must be a dict, got {type(mapper).__name__}"]
-    problems = []
-    for key, value in mapper.items():
-        if not (isinstance(key, type) and issubclass(key, BaseException)):
-            problems.append(f"key {key!r} is not an exception class")
-        if not isinstance(value, str):
-            problems.append(f"value for {getattr(key, '__name__', key)!r} is not a string")
-        elif (problem := error_code_problem(value)) is not None:
-            problems.append(f"value {value!r}: {problem}")
-    return problems
-
-
 def _check_function_options(options: dict[str, Any], location: SourceLocation | None) -> None:
     """Checks 3-5 of the definition table."""
     mapper = options.get("exception_mapper")
-    if mapper is not None and (problems := _mapper_problems(mapper)):
+    if mapper is not None and (problems := exception_mapper_problems(mapper)):
         raise TaskDefinitionError(
             "invalid exception_mapper",
             code=ErrorCode.CONFIG_INVALID_EXCEPTION_MAPPER,

@@ -218,3 +218,12 @@ def test_msgspec_round_trip() -> None:
     assert back.intervals == [20] and back.max_retries == 6
     with pytest.raises(ValueError):
         msgspec.json.decode(data.replace(b'"exponential"', b'"fixed"'), type=RetryPolicy)
+
+
+def test_retry_policy_problem_rechecks_mutated_policy() -> None:
+    from horsies.config import retry_policy_problem
+
+    policy = RetryPolicy(auto_retry_for=["X"])
+    assert retry_policy_problem(policy) is None
+    policy.auto_retry_for.clear()
+    assert retry_policy_problem(policy) == "auto_retry_for must list at least one error code"

@@ -438,3 +438,18 @@ def test_report_colours(monkeypatch: pytest.MonkeyPatch) -> None:
     report.add(HorsiesError("b"))
     assert ESC in report.format_rust_style(use_colors=True)
     assert ESC not in str(report)
+
+
+def test_from_function_follows_wrapped_and_methods() -> None:
+    class Wrapper:
+        __wrapped__ = staticmethod(sample_function)
+
+    class Holder:
+        def method(self) -> None:
+            pass
+
+    location = SourceLocation.from_function(Wrapper())
+    assert location is not None and location.line == sample_function.__code__.co_firstlineno
+    method_location = SourceLocation.from_function(Holder().method)
+    assert method_location is not None
+    assert method_location.line == Holder.method.__code__.co_firstlineno

@@ -1,0 +1,79 @@
+"""The compiled hot paths and the switch that picks their implementation.
+
+Each hot path exists twice: ``<name>_c`` (Cython) and ``<name>_py`` (pure
+Python, the reference). At import, and only then, this module reads
+``HORSIES_NO_EXTENSIONS``: ``1``, ``true``, ``yes`` or ``on`` (any case) turn
+the compiled twins off. Otherwise it imports every compiled twin; if any of
+them fails, it uses every pure twin and keeps the reason in `IMPL_ERROR`, so
+the package never runs on a mix of the two.
+
+The rest of horsies imports the functions from here, never from a twin.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Final, Literal
+
+__all__ = [
+    "IMPL",
+    "IMPL_ERROR",
+    "NO_EXTENSIONS",
+    "TWINS",
+    "effective_max_claimed",
+    "compute_pass_budget",
+    "queue_claim_limit",
+    "order_queues",
+    "plan_pass",
+    "Codec",
+]
+
+TWINS: Final = ("budget", "claim_plan", "codec")
+"""The hot paths; each is a ``<name>_c`` / ``<name>_py`` module pair."""
+
+_ON: Final = frozenset({"1", "true", "yes", "on"})
+
+NO_EXTENSIONS: Final[bool] = (
+    os.environ.get("HORSIES_NO_EXTENSIONS", "").strip().lower() in _ON
+    or sys.implementation.name != "cpython"
+)
+"""True when the compiled twins were turned off (by the variable, or on PyPy & co)."""
+
+IMPL: Literal["c", "python"]
+"""The implementation in use: ``"c"`` (compiled twins) or ``"python"``."""
+
+IMPL_ERROR: str | None = None
+"""Why the compiled twins could not be loaded; None when they were, or were turned off."""
+
+if TYPE_CHECKING:
+    from horsies._speedups.budget_py import compute_pass_budget, effective_max_claimed
+    from horsies._speedups.claim_plan_py import order_queues, plan_pass, queue_claim_limit
+    from horsies._speedups.codec_py import Codec
+
+    IMPL = "python"
+else:
+    _budget = _claim_plan = _codec = None
+    if not NO_EXTENSIONS:
+        try:  # all or nothing: bind the names only once every twin loaded
+            from horsies._speedups import budget_c as _b, claim_plan_c as _p, codec_c as _k
+        except Exception as exc:  # noqa: BLE001 - ImportError, or a broken build
+            IMPL_ERROR = f"{type(exc).__name__}: {exc}"
+        else:
+            _budget, _claim_plan, _codec = _b, _p, _k
+            del _b, _p, _k
+    if _codec is None:
+        from horsies._speedups import budget_py as _budget, claim_plan_py as _claim_plan
+        from horsies._speedups import codec_py as _codec
+
+        IMPL = "python"
+    else:
+        IMPL = "c"
+
+    effective_max_claimed = _budget.effective_max_claimed
+    compute_pass_budget = _budget.compute_pass_budget
+    queue_claim_limit = _claim_plan.queue_claim_limit
+    order_queues = _claim_plan.order_queues
+    plan_pass = _claim_plan.plan_pass
+    Codec = _codec.Codec
+    del _budget, _claim_plan, _codec

@@ -1,0 +1,70 @@
+"""`horsies demo`: a self-contained run that shows horsies working end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+from typing import Annotated
+
+import typer
+
+DEMO_HELP = (
+    "Run a worker and a throughput test on a temporary embedded database (or --database-url), "
+    "then print throughput and latency."
+)
+
+
+def demo(
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", help="Use this database instead of a temporary embedded one.")] = None,
+    tasks: Annotated[int, typer.Option(
+        "--tasks", min=1, max=10_000_000, help="Tasks enqueued in the throughput run.")] = 10_000,
+    processes: Annotated[int | None, typer.Option(
+        "--processes", min=1, help="Worker child processes (default: CPU count).")] = None,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", min=1, max=100_000, help="Calls per send_many.")] = 1000,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=0.001, help="Seconds to wait for all tasks.")] = 300.0,
+    keep_data: Annotated[bool, typer.Option(
+        "--keep-data", help="Keep the rows the demo created.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Run even if other workers are active on the database.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    loglevel: Annotated[str, typer.Option("--loglevel", help="Log level.")] = "WARNING",
+) -> None:
+    """Run the demo."""
+    from horsies.banner import get_version
+    from horsies.config import mask_url
+    from horsies.demo import run
+    from horsies.logging import configure_logging, parse_loglevel
+
+    configure_logging(parse_loglevel(loglevel))
+    url = database_url or os.environ.get("HORSIES_DATABASE_URL", "").strip() or None
+    directory = None
+    if url is None:
+        if importlib.util.find_spec("pgserver") is None:
+            typer.echo("horsies demo needs --database-url or the 'embedded' extra: "
+                       "pip install 'horsies[embedded]'", err=True)
+            raise typer.Exit(1)
+        url, directory = run.temporary_database()
+    try:
+        label = "embedded PostgreSQL (temporary)" if directory else mask_url(url)
+        if not force and run.active_workers(url):
+            typer.echo("other horsies workers are active on this database; "
+                       "use --force to run anyway", err=True)
+            raise typer.Exit(1)
+        procs = processes or os.cpu_count() or 1
+        report = asyncio.run(run.run_demo(url, label, tasks, procs, batch_size, timeout,
+                                          keep_data, quiet=as_json))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    finally:
+        if directory is not None:
+            run.drop_temporary_database(directory)
+    if as_json:
+        typer.echo(json.dumps(report.as_json()))
+    else:
+        typer.echo(run.format_report(report, get_version()))
+    raise typer.Exit(0 if report.ok else 1)

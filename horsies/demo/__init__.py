@@ -1,0 +1,1 @@
+"""The built-in demo application used by `horsies demo`."""

@@ -1,0 +1,82 @@
+"""Helpers for end-to-end tests: real `horsies worker` processes started from the CLI."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HORSIES = [sys.executable, "-m", "horsies.cli"]
+
+
+class WorkerProcess:
+    """A `horsies worker` subprocess whose stderr is read line by line."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            HORSIES + ["worker", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            self._queue.put(line)
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> None:
+        """Block until a line containing `text` appears (an event, not a sleep)."""
+        end = time.monotonic() + timeout
+        if any(text in line for line in self.lines):
+            return
+        while time.monotonic() < end:
+            try:
+                line = self._queue.get(timeout=max(0.01, end - time.monotonic()))
+            except queue.Empty:
+                break
+            if text in line:
+                return
+        raise AssertionError(f"worker never logged {text!r}; output:\n{''.join(self.lines)}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def worker_env(pg_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["HORSIES_DATABASE_URL"] = pg_url
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[object]:
+    started: list[WorkerProcess] = []
+
+    def start(args: list[str], env: dict[str, str], cwd: Path | None = None) -> WorkerProcess:
+        worker = WorkerProcess(args, cwd or tmp_path, env)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()

@@ -1,0 +1,40 @@
+"""Task modules used by the integration and e2e tests (importable by workers)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from horsies import AppConfig, Horsies, PostgresConfig, TaskError, TaskResult
+
+# HORSIES_DATABASE_URL (set by the tests) replaces this placeholder URL.
+app = Horsies(AppConfig(broker=PostgresConfig(database_url="postgresql://unused@localhost/unused")))
+
+
+@app.task("add")
+def add(a: int, b: int) -> TaskResult[int, TaskError]:
+    return TaskResult(ok=a + b)
+
+
+@app.task("explode")
+def explode(message: str) -> TaskResult[None, TaskError]:
+    raise RuntimeError(message)
+
+
+@app.task("return_none")
+def return_none() -> TaskResult[int, TaskError]:
+    return None  # type: ignore[return-value]
+
+
+@app.task("sleepy")
+def sleepy(seconds: float) -> TaskResult[int, TaskError]:
+    time.sleep(seconds)
+    return TaskResult(ok=os.getpid())
+
+
+@app.task("hard_exit")
+def hard_exit(code: int) -> TaskResult[None, TaskError]:
+    os._exit(code)
+
+
+app.discover_tasks(["tests.integration.apps"])
