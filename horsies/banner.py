@@ -69,13 +69,13 @@ def get_version() -> str:
         from importlib.metadata import version
 
         return version("horsies")
-    except Exception:  # not installed, or broken metadata: never stop a start-up for it
+    except Exception:  # noqa: BLE001,S110 - not installed or broken metadata: try the source
         pass
     try:
         from horsies._version import __version__
 
         return str(__version__) or "dev"
-    except Exception:
+    except Exception:  # noqa: BLE001 - a banner must never stop a start-up
         return "dev"
 
 

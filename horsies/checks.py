@@ -13,6 +13,7 @@ Problems are returned, never raised.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import re
@@ -184,7 +185,7 @@ def _import_one(app: Horsies, entry: str) -> tuple[list[HorsiesError], ModuleTyp
                 help_text="check that the module and its dependencies are importable",
             ).with_location(_raise_site(exc.__traceback__))
         ], None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported as a check error
         return [
             ConfigurationError(
                 f"error while importing module: {entry}",
@@ -214,12 +215,18 @@ def _module_names(modules: Iterable[ModuleType]) -> set[str]:
 # -- phase 3.1: workflow definitions ------------------------------------------
 
 
-def _workflow_definition_base() -> type[Any] | None:
+def _workflows_attr(name: str) -> type[Any] | None:
+    """A class of ``horsies.workflows``, or ``None`` when workflows are unavailable."""
     try:
-        from horsies.workflows import WorkflowDefinition
+        module = importlib.import_module("horsies.workflows")
     except ImportError:
         return None
-    return WorkflowDefinition  # type: ignore[no-any-return]
+    value = getattr(module, name, None)
+    return value if inspect.isclass(value) else None
+
+
+def _workflow_definition_base() -> type[Any] | None:
+    return _workflows_attr("WorkflowDefinition")
 
 
 def _all_subclasses(base: type[Any]) -> Iterator[type[Any]]:
@@ -238,7 +245,7 @@ def _declared_nodes(cls: type[Any]) -> list[Any]:
     getter = getattr(cls, "get_workflow_nodes", None)
     try:
         pairs = getter() if callable(getter) else []
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken class fails its own build
         return []
     return [node for _, node in pairs]
 
@@ -332,11 +339,7 @@ def _as_builder_entry(item: Any) -> BuilderEntry | None:
 
 
 def _workflow_spec_class() -> type[Any] | None:
-    try:
-        from horsies.workflows import WorkflowSpec
-    except ImportError:
-        return None
-    return WorkflowSpec  # type: ignore[no-any-return]
+    return _workflows_attr("WorkflowSpec")
 
 
 def _required_params(sig: inspect.Signature) -> list[str]:
@@ -405,7 +408,7 @@ def _run_builder(fn: Any, kwargs: dict[str, Any], label: str) -> list[HorsiesErr
         result = fn(**kwargs)
     except HorsiesError as exc:
         return _flatten(exc)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported as a check error
         return [_builder_error(code, fn, f"workflow builder '{name}' raised {label}",
                                f"{type(exc).__name__}: {exc}")]
     spec_cls = _workflow_spec_class()
@@ -472,7 +475,7 @@ def _returns_workflow_spec(fn: Any) -> bool:
     if isinstance(ann, str):
         return bool(_SPEC_ANNOTATION.match(ann.strip()))
     spec_cls = _workflow_spec_class()
-    target = get_origin(ann) or ann
+    target: Any = get_origin(ann) or ann
     if spec_cls is not None and target is spec_cls:
         return True
     return getattr(target, "__name__", None) == "WorkflowSpec"
@@ -581,7 +584,7 @@ def _retry_policy_problem(policy: Any) -> str | None:
             if problem is not None:
                 return f"auto_retry_for[{index}]: {problem}"
         return None
-    return _policy_problem(policy)  # type: ignore[no-any-return]
+    return _policy_problem(policy)
 
 
 def _check_runtime_policy(app: Horsies, modules: list[ModuleType]) -> list[HorsiesError]:
@@ -614,14 +617,14 @@ def _check_broker(app: Horsies) -> list[HorsiesError]:
         url = broker.resolve_url()
     except HorsiesError as exc:
         return [_nowhere(exc)]
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported as a check error
         return [_broker_failed(f"{type(exc).__name__}: {exc}", None)]
     try:
         import psycopg
 
         with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
             conn.execute("SELECT 1").fetchone()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported as a check error
         return [_broker_failed(str(exc).strip() or type(exc).__name__, url)]
     return []
 

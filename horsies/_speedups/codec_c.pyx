@@ -232,7 +232,7 @@ cdef _malformed(str tag, str detail):
     return SerializationError(f"Malformed {tag} form", f": {detail}")
 
 
-cdef object _import_problem(type cls, object resolve_class):
+cdef object _import_problem(object cls, object resolve_class):
     module = cls.__module__
     qualname = cls.__qualname__
     head = f"Cannot serialize {qualname!r} defined in {module!r}"
@@ -256,7 +256,7 @@ cdef object _field_problem(tuple names):
     return None
 
 
-cdef bint _is_pydantic_model(type cls) except -1:
+cdef bint _is_pydantic_model(object cls) except -1:
     pydantic = sys.modules.get("pydantic")
     if pydantic is None:
         return False
@@ -342,7 +342,7 @@ cdef class Codec:
         return self.encode(kwargs, "kwargs")
 
     cdef object _encode(self, object value, Py_ssize_t depth, list stack):
-        cdef type cls = type(value)
+        cdef object cls = type(value)
         if cls is str:
             return _checked_str(<str> value)
         if cls is int:
@@ -463,7 +463,7 @@ cdef class Codec:
             raise err from exc
         return data
 
-    cdef tuple _classify(self, type cls):
+    cdef tuple _classify(self, object cls):
         cdef int kind
         details = None
         if issubclass(cls, Enum):
@@ -513,7 +513,7 @@ cdef class Codec:
         self._classes[cls] = info
         return info
 
-    cdef object _encode_other(self, object value, type cls, Py_ssize_t depth, list stack):
+    cdef object _encode_other(self, object value, object cls, Py_ssize_t depth, list stack):
         cdef tuple info
         cdef int kind
         cdef object found
@@ -726,7 +726,7 @@ cdef class Codec:
             raise foreign_error("deserializing", items, exc).locate("kwargs") from exc
 
     cdef object _decode(self, object value, Py_ssize_t depth):
-        cdef type cls = type(value)
+        cdef object cls = type(value)
         if cls is str or cls is int or cls is float or cls is bool or value is None:
             return value
         if cls is list:
@@ -740,7 +740,7 @@ cdef class Codec:
     cdef list _decode_list(self, list value, Py_ssize_t depth):
         cdef list out = []
         cdef Py_ssize_t index = -1
-        cdef type cls
+        cdef object cls
         _need(depth)
         try:
             for item in value:
@@ -759,7 +759,7 @@ cdef class Codec:
     cdef dict _decode_plain(self, dict value, Py_ssize_t depth):
         cdef dict out = {}
         cdef object current = None
-        cdef type cls
+        cdef object cls
         _need(depth)
         try:
             for key, item in value.items():
@@ -794,6 +794,8 @@ cdef class Codec:
         if marker is None:
             return self._decode_plain(value, depth)
         _need(depth)
+        if marker == "__builtin_task_code__":
+            raise _malformed(marker, "only valid as the error_code of a TaskError")
         if value[marker] is not True:
             raise _malformed(marker, "the marker must be true")
         if marker == "__datetime__":
@@ -817,8 +819,7 @@ cdef class Codec:
         if marker == "__task_result__":
             return self._decode_task_result(value, depth)
         if marker == "__task_error__":
-            return self._decode_task_error(value, depth)
-        raise _malformed(marker, "only valid as the error_code of a TaskError")
+        return self._decode_task_error(value, depth)
 
     cdef tuple _class_for(self, dict value, str tag):
         module = value.get("module")

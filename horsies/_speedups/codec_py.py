@@ -577,6 +577,8 @@ class Codec:
         if marker is None:
             return self._decode_plain(value, depth)
         _need(depth)
+        if marker == "__builtin_task_code__":
+            raise _malformed(marker, "only valid as the error_code of a TaskError")
         if value[marker] is not True:
             raise _malformed(marker, "the marker must be true")
         if marker == "__datetime__":
@@ -600,8 +602,7 @@ class Codec:
         if marker == "__task_result__":
             return self._decode_task_result(value, depth)
         if marker == "__task_error__":
-            return self._decode_task_error(value, depth)
-        raise _malformed(marker, "only valid as the error_code of a TaskError")
+        return self._decode_task_error(value, depth)
 
     def _class_for(self, value: dict[str, Json], tag: str) -> tuple[Any, ...]:
         """(class, details) named by a tagged form, resolved once and cached."""

@@ -80,7 +80,9 @@ def _register_optional(name: str) -> None:
         app.command(name)(getattr(module, name))
 
 
-_register_optional("demo")
+# Commands whose modules may not exist in every build: registered when present.
+for _name in ("scheduler", "monitor", "demo"):
+    _register_optional(_name)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ Nothing here imports psycopg or the app machinery at module level, so that
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -33,6 +34,8 @@ __all__ = [
     "ModuleArgument",
     "ModuleOption",
     "debug_imports_enabled",
+    "dotted_name_for",
+    "import_module_file",
     "is_file_locator",
     "load_app",
     "locate_app",
@@ -254,10 +257,57 @@ def _import_file_module(module_part: str, locator: str, attr: str | None) -> tup
             notes=[f"given: '{module_part}'"],
             help_text="check that the file path is correct and the file exists",
         ).with_location(None)
+    module = _guarded_import(lambda: import_module_file(path), path, missing_name=None)
+    return module, path
+
+
+def dotted_name_for(path: str) -> str | None:
+    """The dotted name under which the file ``path`` is importable from ``sys.path``.
+
+    Walks up through package directories (those holding ``__init__.py``) and
+    returns a name only when the directory above the outermost package is on
+    ``sys.path`` and that name really resolves to this file.
+    """
+    directory, filename = os.path.split(path)
+    stem = filename[: -len(".py")] if filename.endswith(".py") else ""
+    if not stem.isidentifier():
+        return None
+    parts = [] if stem == "__init__" else [stem]
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        directory, package = os.path.split(directory)
+        if not package.isidentifier():
+            return None
+        parts.insert(0, package)
+    roots = {os.path.realpath(entry or os.curdir) for entry in sys.path if isinstance(entry, str)}
+    if not parts or directory not in roots:
+        return None
+    name = ".".join(parts)
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(spec, "origin", None)
+    return name if origin and os.path.realpath(origin) == path else None
+
+
+def import_module_file(path: str) -> Any:
+    """Import the file ``path`` (a real path) once per process.
+
+    When the file is reachable as a dotted module from ``sys.path`` (say
+    ``shop/instance.py`` under the project root), it is imported under that
+    name, so that task modules doing ``from shop.instance import app`` get the
+    same app object; otherwise under the synthetic name task discovery uses.
+    Either way its directory goes to the front of ``sys.path``.
+    """
     from horsies.app import import_file
 
-    module = _guarded_import(lambda: import_file(path), path, missing_name=None)
-    return module, path
+    dotted = dotted_name_for(path)
+    directory = os.path.dirname(path)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    if dotted is not None:
+        return importlib.import_module(dotted)
+    return import_file(path)
 
 
 def _guarded_import(do_import: Any, name: str, missing_name: str | None) -> Any:

@@ -52,7 +52,7 @@ def _database_url(module: str | None, database_url: str | None) -> str:
         return resolve_database_url(database_url, app)
     except typer.Exit:
         raise
-    except Exception as exc:  # the embedded server failed to start, for example
+    except Exception as exc:  # noqa: BLE001 - e.g. the embedded server did not start
         _fail(exc)
 
 
@@ -78,11 +78,8 @@ def _supported_version() -> int:
 def _init_schema(url: str) -> int:
     from horsies.db.schema import ensure_schema_initialized
 
-    with _connect(url) as conn:
-        conn.autocommit = False
-        ensure_schema_initialized(conn)
-        conn.commit()
-    return _supported_version()
+    with _connect(url) as conn:  # the function runs its own transaction
+        return int(ensure_schema_initialized(conn))
 
 
 def _read_version(url: str) -> int | None:
@@ -114,7 +111,7 @@ def init(module: ModuleArgument = None, database_url: DatabaseUrlOption = None) 
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except typer.Exit:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - printed, exit code 1
         _fail(exc)
     typer.echo(f"schema v{version} ready")
     raise typer.Exit(EXIT_OK)
@@ -135,7 +132,7 @@ def status(module: ModuleArgument = None, database_url: DatabaseUrlOption = None
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except typer.Exit:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - printed, exit code 1
         _fail(exc)
     typer.echo(format_status(found, supported))
     raise typer.Exit(EXIT_OK if found == supported else EXIT_ERROR)

@@ -100,7 +100,7 @@ def import_tasks_for_start(app: Horsies) -> bool:
     except HorsiesError as exc:
         print_error(exc)
         return False
-    except Exception as exc:  # check() normally reports these first
+    except Exception as exc:  # noqa: BLE001 - check() normally reports these first
         log.error("Failed to import task modules: %s: %s", type(exc).__name__, exc)
         return False
     finally:
@@ -220,4 +220,6 @@ def _run(
         loglevel=parse_loglevel(loglevel),
         shutdown_timeout_s=shutdown_timeout,
     )
+    # run_worker's first step is the schema check (workers.md section 2 step 6).
+    log.info("Ensuring Postgres schema and triggers are initialized...")
     return int(run_worker(app, config))

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Final, LiteralString, cast
+from typing import Any, ClassVar, Final, LiteralString, cast
 
 import psycopg
 from psycopg import pq
+from psycopg.rows import tuple_row
 
 from horsies.errors import ErrorCode, HorsiesError
 from horsies.sql import SchemaStep, schema_steps
@@ -116,11 +117,12 @@ def _require_idle(status: pq.TransactionStatus) -> None:
 
 
 def _probe(conn: psycopg.Connection[object]) -> _Probe:
-    with conn.cursor() as cur:
-        has_version, has_tasks = _row(cur.execute(_PROBE).fetchone())
+    # Tuple rows whatever row factory the caller's connection uses.
+    with conn.cursor(row_factory=tuple_row) as cur:
+        has_version, has_tasks = _one(cur.execute(_PROBE).fetchone())
         found = None
         if has_version:
-            found = _row(cur.execute(_MAX_VERSION).fetchone())[0]
+            found = _one(cur.execute(_MAX_VERSION).fetchone())[0]
     return _Probe(_version(found), bool(has_version), bool(has_tasks))
 
 
@@ -158,13 +160,13 @@ def ensure_schema_initialized(conn: psycopg.Connection[object]) -> int:
 
 
 async def _probe_async(aconn: psycopg.AsyncConnection[object]) -> _Probe:
-    async with aconn.cursor() as cur:
+    async with aconn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(_PROBE)
-        has_version, has_tasks = _row(await cur.fetchone())
+        has_version, has_tasks = _one(await cur.fetchone())
         found = None
         if has_version:
             await cur.execute(_MAX_VERSION)
-            found = _row(await cur.fetchone())[0]
+            found = _one(await cur.fetchone())[0]
     return _Probe(_version(found), bool(has_version), bool(has_tasks))
 
 
@@ -199,12 +201,7 @@ def _version(value: object) -> int | None:
     return None if value is None else int(cast(int, value))
 
 
-def _row(row: object) -> tuple[object, ...]:
-    """A fetched row as a tuple, whatever row factory the connection uses."""
-    if row is None:
+def _one(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    if row is None:  # an aggregate or a to_regclass() probe always returns a row
         raise psycopg.InterfaceError("expected one row, got none")
-    if isinstance(row, tuple):
-        return row
-    if isinstance(row, dict):
-        return tuple(row.values())
-    return tuple(row)  # type: ignore[call-overload]
+    return row

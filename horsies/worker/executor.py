@@ -123,7 +123,9 @@ class ChildPool:
             pass
         self._stop_watching(child)
         child.gone = True
-        child.process.join(0)
+        # The sentinel closes as the process tears down, a moment before its
+        # exit status can be collected.
+        child.process.join(1.0)
         code = child.process.exitcode
         child.conn.close()
         self.children.remove(child)

@@ -27,7 +27,8 @@ class WorkerProcess:
         )
         self.lines: list[str] = []
         self._queue: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -55,9 +56,15 @@ class WorkerProcess:
         return self.proc.wait(timeout)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
+        """Kill the worker and everything it started; release the pipe."""
+        try:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+        self._reader.join(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 @pytest.fixture

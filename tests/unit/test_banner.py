@@ -101,7 +101,7 @@ def test_keys_are_padded_to_13_characters() -> None:
     for line in _banner(prefetch_buffer=2).split("\n"):
         if line.startswith("  .> "):
             key, value = line[5:18], line[18:]
-            assert key.endswith(" ") or key.endswith(":")
+            assert key.endswith((" ", ":"))
             assert not value.startswith(" ")
 
 

@@ -268,3 +268,35 @@ def test_interrupted_check_exits_130(project: Project) -> None:
     mod = project.module("instance", "raise KeyboardInterrupt\n")
     result = runner.invoke(cli, ["check", f"{mod}:app"])
     assert result.exit_code == 130
+
+
+def test_file_locator_inside_a_package_is_imported_under_its_dotted_name(
+    project: Project,
+) -> None:
+    instance = project.module("instance", "app = make_app()\n")
+    tasks = project.module(
+        "tasks", f"from {instance} import app\n" + TASK.format(name="delta")
+    )
+    path = project.root / project.package / "instance.py"
+    path.write_text(path.read_text() + f"\napp.discover_tasks([{tasks!r}])\n")
+    located = locate_app(f"{project.package}/instance.py")
+    assert located.app is sys.modules[instance].app
+    assert located.app.check() == []
+    assert located.app.list_tasks() == ["delta"]
+    real = os.path.realpath(path)
+    assert located.child_locator == f"{real}:app"
+
+
+def test_file_outside_sys_path_gets_a_synthetic_name(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from horsies.cli._common import dotted_name_for
+
+    monkeypatch.chdir(tmp_path)  # no pyproject.toml: nothing added to sys.path
+    folder = tmp_path / f"loose_{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    (folder / "worker_app.py").write_text(HEADER + "app = make_app()\n")
+    real = os.path.realpath(folder / "worker_app.py")
+    assert dotted_name_for(real) is None
+    located = locate_app(f"{folder}/worker_app.py:app")
+    assert located.module_name == real
+    assert sys.path[0] == os.path.dirname(real)

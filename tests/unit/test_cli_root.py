@@ -75,3 +75,19 @@ def test_main_is_the_console_entry_point() -> None:
         finally:
             sys.argv = saved
     assert info.value.code == 0
+
+
+def test_optional_command_modules_that_do_not_exist_are_skipped() -> None:
+    from horsies.cli import _register_optional
+
+    before = [c.name for c in app.registered_commands]
+    _register_optional("no_such_command_module_xyz")
+    assert [c.name for c in app.registered_commands] == before
+
+
+def test_loglevel_values_are_case_insensitive_and_checked() -> None:
+    result = runner.invoke(app, ["check", "--loglevel", "verbose"])
+    assert result.exit_code == 2
+    result = runner.invoke(app, ["check", "--loglevel", "debug"])  # valid level, no module
+    assert result.exit_code == 2
+    assert "module path is required" in result.stderr
