@@ -20,6 +20,7 @@ import msgspec
 
 __all__ = [
     "SIZES",
+    "load_twin",
     "Currency",
     "LineItem",
     "Point",
@@ -54,6 +55,20 @@ class Point(msgspec.Struct):
     y: float
 
 
+def load_twin(name: str, impl: str) -> Any:
+    """``horsies._speedups.<name>_<impl>``, bypassing the selector.
+
+    A missing compiled twin raises NotImplementedError, which asv records as
+    a skipped benchmark rather than a failure.
+    """
+    try:
+        return importlib.import_module(f"horsies._speedups.{name}_{impl}")
+    except ImportError as exc:
+        if impl == "c":
+            raise NotImplementedError(f"compiled twin {name}_c is not built: {exc}") from exc
+        raise
+
+
 def resolve_class(module: str, qualname: str) -> object:
     """A plain resolver for the codec twins (horsies.codec adds its cache and messages)."""
     found: Any = importlib.import_module(module)
@@ -67,7 +82,9 @@ def make_codec(module: Any) -> Any:
     from horsies.codes import BUILTIN_CODE_REGISTRY
     from horsies.task_result import SubWorkflowError, TaskError, TaskResult
 
-    return module.Codec(resolve_class, TaskResult, TaskError, SubWorkflowError, BUILTIN_CODE_REGISTRY)
+    return module.Codec(
+        resolve_class, TaskResult, TaskError, SubWorkflowError, BUILTIN_CODE_REGISTRY
+    )
 
 
 # --- claim planning -----------------------------------------------------------------

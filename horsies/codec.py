@@ -80,7 +80,7 @@ def _resolve_class(module: str, qualname: str) -> object:
         return found
     try:
         found = importlib.import_module(module)
-    except Exception as exc:  # noqa: BLE001 - ImportError, or an error in the module
+    except Exception as exc:  # ImportError, or an error in the module
         raise SerializationError(
             f"Cannot import module {module!r} for {qualname!r}",
             f": {type(exc).__name__}: {exc}; {_MOVED_HINT}",
@@ -88,7 +88,7 @@ def _resolve_class(module: str, qualname: str) -> object:
     for part in qualname.split("."):
         try:
             found = getattr(found, part)
-        except Exception as exc:  # noqa: BLE001 - AttributeError, or a module __getattr__
+        except Exception as exc:  # AttributeError, or a module __getattr__
             raise SerializationError(
                 f"Cannot find {qualname!r} in module {module!r}", f": {_MOVED_HINT}"
             ) from exc
@@ -108,13 +108,22 @@ def clear_caches() -> None:
 # --- values <-> JSON trees ----------------------------------------------------------
 
 
-def to_jsonable(value: Any, *, path: str = "value") -> SerdeResult[Json]:
+def _root(value: Any, path: str | None) -> str:
+    """The name of the root in error paths: `path`, else ``result`` for a
+    TaskResult and ``value`` for anything else."""
+    if path is not None:
+        return path
+    return "result" if isinstance(value, TaskResult) else "value"
+
+
+def to_jsonable(value: Any, *, path: str | None = None) -> SerdeResult[Json]:
     """`value` as a tree of JSON types (serialization.md §3-§5).
 
-    `path` names the value in error messages, e.g. ``"result"``.
+    `path` names the value in error messages (default: ``result`` for a
+    TaskResult, else ``value``).
     """
     try:
-        return Ok(_codec.encode(value, path))
+        return Ok(_codec.encode(value, _root(value, path)))
     except SerializationError as exc:
         return Err(exc)
 
@@ -134,17 +143,18 @@ def rehydrate_value(value: Json, *, path: str = "value") -> SerdeResult[Any]:
 def _text(tree: Json, path: str) -> SerdeResult[str]:
     try:
         return Ok(orjson.dumps(tree).decode())
-    except Exception as exc:  # noqa: BLE001 - the walk validated the tree; belt and braces
+    except Exception as exc:  # the walk validated the tree; belt and braces
         return Err(SerializationError("Cannot write JSON", f": {exc}", path))
 
 
-def dumps_json(value: Any, *, path: str = "value") -> SerdeResult[str]:
+def dumps_json(value: Any, *, path: str | None = None) -> SerdeResult[str]:
     """`to_jsonable`, then compact JSON text (serialization.md §2)."""
+    root = _root(value, path)
     try:
-        tree = _codec.encode(value, path)
+        tree = _codec.encode(value, root)
     except SerializationError as exc:
         return Err(exc)
-    return _text(tree, path)
+    return _text(tree, root)
 
 
 def loads_json(text: str | None) -> SerdeResult[Json]:
@@ -155,8 +165,10 @@ def loads_json(text: str | None) -> SerdeResult[Json]:
         return Ok(orjson.loads(text))
     except orjson.JSONDecodeError as exc:
         return Err(SerializationError("Invalid JSON", f": {exc}"))
-    except TypeError as exc:
-        return Err(SerializationError("Invalid JSON", f": expected text, got {type(text).__name__}"))
+    except TypeError:
+        return Err(
+            SerializationError("Invalid JSON", f": expected text, got {type(text).__name__}")
+        )
 
 
 def args_to_json(args: tuple[Any, ...]) -> SerdeResult[str]:
@@ -202,8 +214,14 @@ def json_to_kwargs(j: Json) -> SerdeResult[dict[str, Any]]:
 
 
 def _kind(j: object) -> str:
-    return {str: "a string", int: "a number", float: "a number", bool: "a boolean",
-            list: "an array", dict: "an object"}.get(type(j), type(j).__name__)
+    return {
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        list: "an array",
+        dict: "an object",
+    }.get(type(j), type(j).__name__)
 
 
 # --- results (§8) -------------------------------------------------------------------------
@@ -230,31 +248,42 @@ def task_result_from_json(j: Json) -> SerdeResult[TaskResult[Any, TaskError]]:
     err = j["err"]
     if err is not None:
         if type(err) is not dict or "__task_error__" not in err:
-            return Err(SerializationError(
-                "Malformed result envelope", ": 'err' must be a __task_error__ object or null",
-                "result.err",
-            ))
+            return Err(
+                SerializationError(
+                    "Malformed result envelope",
+                    ": 'err' must be a __task_error__ object or null",
+                    "result.err",
+                )
+            )
         try:
             error = _codec.decode(err, "result.err")
         except SerializationError as exc:
             return Err(exc)
         if not isinstance(error, TaskError):  # pragma: no cover - the marker decides
-            return Err(SerializationError("Malformed result envelope", ": invalid 'err'", "result.err"))
+            return Err(
+                SerializationError("Malformed result envelope", ": invalid 'err'", "result.err")
+            )
         return Ok(TaskResult(err=error))
     try:
         value = _codec.decode(j["ok"], "result.ok")
     except SerializationError as exc:
         # The task did succeed; only its value cannot be rebuilt in this process.
         _logger.warning("stored success value cannot be rebuilt: %s", exc)
-        return Ok(TaskResult(err=TaskError(
-            error_code=ContractCode.PYDANTIC_HYDRATION_ERROR, message=str(exc), data={},
-        )))
+        return Ok(
+            TaskResult(
+                err=TaskError(
+                    error_code=ContractCode.PYDANTIC_HYDRATION_ERROR,
+                    message=str(exc),
+                    data={},
+                )
+            )
+        )
     return Ok(TaskResult(ok=value))
 
 
 def serialize_error_payload(result: TaskResult[Any, TaskError]) -> str:
     """Encode a library-built error result; the fixed text of §8.3 if even that fails."""
-    text = dumps_json(result, path="result")
+    text = dumps_json(result)
     if text.is_ok():
         return text.ok_value
     _logger.error("secondary serialization failure: %s", text.err_value)

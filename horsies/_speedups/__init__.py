@@ -47,9 +47,15 @@ IMPL_ERROR: str | None = None
 """Why the compiled twins could not be loaded; None when they were, or were turned off."""
 
 if TYPE_CHECKING:
+    from horsies._speedups import _api, budget_py, claim_plan_py, codec_py
     from horsies._speedups.budget_py import compute_pass_budget, effective_max_claimed
     from horsies._speedups.claim_plan_py import order_queues, plan_pass, queue_claim_limit
     from horsies._speedups.codec_py import Codec
+
+    # mypy checks each pure twin against its Protocol.
+    _budget_api: _api.BudgetModule = budget_py
+    _claim_plan_api: _api.ClaimPlanModule = claim_plan_py
+    _codec_api: _api.CodecModule = codec_py
 
     IMPL = "python"
 else:

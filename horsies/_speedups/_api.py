@@ -136,14 +136,14 @@ def quote_key(key: str) -> str:
 def safe_repr(value: object) -> str:
     try:
         return repr(value)
-    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
+    except Exception:  # a broken __repr__ must not hide the real error
         return f"<{type(value).__name__} object>"
 
 
 def safe_str(value: object) -> str:
     try:
         return str(value)
-    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the real error
+    except Exception:  # a broken __str__ must not hide the real error
         return f"<unprintable {type(value).__name__}>"
 
 
@@ -235,4 +235,7 @@ class CodecType(Protocol):
 
 
 class CodecModule(Protocol):
-    Codec: type[CodecType]
+    @property
+    def Codec(
+        self,
+    ) -> Callable[[ResolveClass, type, type, type, Mapping[str, Enum]], CodecType]: ...

@@ -62,9 +62,8 @@ def order_queues(names: Sequence[str], priorities: Mapping[str, int] | None) -> 
     stable sort by priority (lower first), so equal priorities keep the given
     (configuration) order. A name missing from `priorities` is a ValueError.
     """
-    names = _sequence("names", names)
     checked: list[str] = []
-    for i, name in enumerate(names):
+    for i, name in enumerate(_sequence("names", names)):
         if not isinstance(name, str):
             raise TypeError(f"names[{i}] must be a str, got {type(name).__name__}")
         checked.append(name)

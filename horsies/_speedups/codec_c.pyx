@@ -59,6 +59,28 @@ cdef Py_ssize_t _CACHE_LIMIT = 4096
 cdef frozenset _MARKERS = MARKER_KEYS
 cdef str _RESERVED_PREFIX = RESERVED_PREFIX
 
+cdef enum Tag:
+    T_DATETIME = 1, T_DATE, T_TIME, T_TIMEDELTA, T_UUID, T_DECIMAL, T_ENUM, T_DATACLASS
+    T_STRUCT, T_PYDANTIC, T_TASK_RESULT, T_TASK_ERROR, T_BUILTIN_CODE
+
+cdef dict _TAG_OF_MARKER = {
+    "__datetime__": T_DATETIME,
+    "__date__": T_DATE,
+    "__time__": T_TIME,
+    "__timedelta__": T_TIMEDELTA,
+    "__uuid__": T_UUID,
+    "__decimal__": T_DECIMAL,
+    "__enum__": T_ENUM,
+    "__dataclass__": T_DATACLASS,
+    "__msgspec_struct__": T_STRUCT,
+    "__pydantic_model__": T_PYDANTIC,
+    "__task_result__": T_TASK_RESULT,
+    "__task_error__": T_TASK_ERROR,
+    "__builtin_task_code__": T_BUILTIN_CODE,
+}
+assert frozenset(_TAG_OF_MARKER) == MARKER_KEYS
+
+
 cdef enum Kind:
     ENUM, INT, FLOAT, STR, DATETIME, DATE, TIME, TIMEDELTA, UUID
     DECIMAL, TASK_RESULT, TASK_ERROR, STRUCT, PYDANTIC, DATACLASS, MAPPING, SEQUENCE, REFUSED
@@ -380,7 +402,7 @@ cdef class Codec:
         if _has_surrogate(skey):
             raise SerializationError("Cannot serialize a mapping key with a lone surrogate")
         if skey in out:
-            first = next(k for k in mapping.keys() if (k if type(k) is str else str(k)) == skey)
+            first = next(k for k in mapping if (k if type(k) is str else str(k)) == skey)
             raise SerializationError(
                 "Mapping key collision",
                 f": {safe_repr(first)} and {safe_repr(key)} both become {skey!r}",
@@ -784,41 +806,44 @@ cdef class Codec:
 
     cdef object _decode_object(self, dict value, Py_ssize_t depth):
         cdef object marker = None
+        cdef int tag = 0
         for key in value:
-            if type(key) is str and _dunder(key) and key in _MARKERS:
-                if marker is not None:
-                    raise SerializationError(
-                        "Malformed tagged form", f": more than one marker ({marker!r}, {key!r})"
-                    )
-                marker = key
+            if type(key) is str and _dunder(<str> key):
+                found = _TAG_OF_MARKER.get(key)
+                if found is not None:
+                    if marker is not None:
+                        raise SerializationError(
+                            "Malformed tagged form", f": more than one marker ({marker!r}, {key!r})"
+                        )
+                    marker = key
+                    tag = found
         if marker is None:
             return self._decode_plain(value, depth)
         _need(depth)
-        if marker == "__builtin_task_code__":
+        if tag == T_BUILTIN_CODE:
             raise _malformed(marker, "only valid as the error_code of a TaskError")
         if value[marker] is not True:
             raise _malformed(marker, "the marker must be true")
-        if marker == "__datetime__":
+        if tag == T_DATETIME:
             return _parse_iso(value, marker, _datetime_fromisoformat)
-        if marker == "__date__":
+        if tag == T_DATE:
             return _parse_iso(value, marker, _date_fromisoformat)
-        if marker == "__time__":
+        if tag == T_TIME:
             return _parse_iso(value, marker, _time_fromisoformat)
-        if marker == "__timedelta__":
+        if tag == T_TIMEDELTA:
             return _decode_timedelta(value)
-        if marker == "__uuid__":
+        if tag == T_UUID:
             return _parse_iso(value, marker, None)
-        if marker == "__decimal__":
+        if tag == T_DECIMAL:
             return _parse_iso(value, marker, _DECIMAL)
-        if marker == "__enum__":
+        if tag == T_ENUM:
             return self._decode_enum(value, depth)
-        if marker == "__dataclass__" or marker == "__msgspec_struct__":
+        if tag == T_DATACLASS or tag == T_STRUCT:
             return self._decode_fields(value, marker, depth)
-        if marker == "__pydantic_model__":
+        if tag == T_PYDANTIC:
             return self._decode_pydantic(value)
-        if marker == "__task_result__":
+        if tag == T_TASK_RESULT:
             return self._decode_task_result(value, depth)
-        if marker == "__task_error__":
         return self._decode_task_error(value, depth)
 
     cdef tuple _class_for(self, dict value, str tag):
@@ -836,7 +861,7 @@ cdef class Codec:
         if tag == "__enum__":
             if not (isinstance(cls, type) and issubclass(cls, Enum)):
                 raise SerializationError(f"{where!r} is not an Enum class")
-            details = cls.__members__
+            details = dict(cls.__members__)  # a copy: enums cannot gain members
         elif tag == "__dataclass__":
             if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
                 raise SerializationError(f"{where!r} is not a dataclass")
@@ -866,7 +891,7 @@ cdef class Codec:
             raise _malformed("__enum__", "needs 'name' or 'value'")
         cls, members = self._class_for(value, "__enum__")
         if has_name:
-            member = members.get(value["name"])
+            member = (<dict> members).get(value["name"])
             if member is None:
                 raise SerializationError(
                     f"Enum {value['qualname']!r} has no member {value['name']!r}"

@@ -142,9 +142,9 @@ class Codec:
         builtin_codes: Mapping[str, Enum],
     ) -> None:
         self._resolve_class = resolve_class
-        self._task_result_type = task_result_type
-        self._task_error_type = task_error_type
-        self._sub_workflow_error_type = sub_workflow_error_type
+        self._task_result_type: Any = task_result_type
+        self._task_error_type: Any = task_error_type
+        self._sub_workflow_error_type: Any = sub_workflow_error_type
         self._builtin_codes = builtin_codes
         # type -> (kind, module, qualname, details, problem) for encoding
         self._classes: dict[type, tuple[Any, ...]] = {}
@@ -163,7 +163,7 @@ class Codec:
             return self._encode(value, 0, [])
         except SerializationError as exc:
             raise exc.locate(path) from None
-        except Exception as exc:  # noqa: BLE001 - user code; reported, not raised raw
+        except Exception as exc:  # user code; reported, not raised raw
             raise foreign_error("serializing", value, exc).locate(path) from exc
 
     def encode_args(self, args: Sequence[Any]) -> list[Json]:
@@ -194,7 +194,7 @@ class Codec:
             return self._encode_other(value, cls, depth, stack)
         except SerializationError:
             raise
-        except Exception as exc:  # noqa: BLE001 - user code (isoformat, tzinfo, ...)
+        except Exception as exc:  # user code (isoformat, tzinfo, ...)
             raise foreign_error("serializing", value, exc) from exc
 
     def _enter(self, value: object, depth: int, stack: list[object]) -> None:
@@ -214,7 +214,7 @@ class Codec:
         if _has_surrogate(skey):
             raise SerializationError("Cannot serialize a mapping key with a lone surrogate")
         if skey in out:
-            first = next(k for k in mapping.keys() if (k if type(k) is str else str(k)) == skey)
+            first = next(k for k in mapping if (k if type(k) is str else str(k)) == skey)
             raise SerializationError(
                 "Mapping key collision",
                 f": {safe_repr(first)} and {safe_repr(key)} both become {skey!r}",
@@ -235,7 +235,7 @@ class Codec:
             if current is not None:
                 exc.add_segment(current)
             raise
-        except Exception as exc:  # noqa: BLE001 - a user Mapping or key __str__
+        except Exception as exc:  # a user Mapping or key __str__
             raise foreign_error("serializing", value, exc) from exc
         stack.pop()
         return out
@@ -251,7 +251,7 @@ class Codec:
         except SerializationError as exc:
             exc.add_segment(index)
             raise
-        except Exception as exc:  # noqa: BLE001 - a user Sequence
+        except Exception as exc:  # a user Sequence
             raise foreign_error("serializing", value, exc) from exc
         stack.pop()
         return out
@@ -269,7 +269,7 @@ class Codec:
         except SerializationError as exc:
             exc.add_segment("." + current)  # type: ignore[operator]
             raise
-        except Exception as exc:  # noqa: BLE001 - a failing attribute
+        except Exception as exc:  # a failing attribute
             err = foreign_error("serializing", value, exc)
             err.add_segment("." + current)  # type: ignore[operator]
             raise err from exc
@@ -476,7 +476,7 @@ class Codec:
         except SerializationError as exc:
             exc.add_segment(current)
             raise
-        except Exception as exc:  # noqa: BLE001 - a failing attribute or __str__
+        except Exception as exc:  # a failing attribute or __str__
             err = foreign_error("serializing", value, exc)
             err.add_segment(current)
             raise err from exc
@@ -502,7 +502,7 @@ class Codec:
             return self._decode(value, 0)
         except SerializationError as exc:
             raise exc.locate(path) from None
-        except Exception as exc:  # noqa: BLE001 - a constructor or hook of user code
+        except Exception as exc:  # a constructor or hook of user code
             raise foreign_error("deserializing", value, exc).locate(path) from exc
 
     def decode_args(self, items: list[Json]) -> list[Any]:
@@ -512,10 +512,15 @@ class Codec:
     def decode_kwargs(self, items: dict[str, Json]) -> dict[str, Any]:
         """Decoded keyword arguments (the object itself is never a tagged form)."""
         try:
+            if type(items) is not dict:
+                raise SerializationError(
+                    f"Cannot deserialize value of type {type(items).__name__}",
+                    " (not a JSON object)",
+                )
             return self._decode_plain(items, 0)
         except SerializationError as exc:
             raise exc.locate("kwargs") from None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise foreign_error("deserializing", items, exc).locate("kwargs") from exc
 
     def _decode(self, value: Json, depth: int) -> Any:
@@ -601,8 +606,7 @@ class Codec:
             return self._decode_pydantic(value)
         if marker == "__task_result__":
             return self._decode_task_result(value, depth)
-        if marker == "__task_error__":
-        return self._decode_task_error(value, depth)
+        return self._decode_task_error(value, depth)  # "__task_error__", the last marker
 
     def _class_for(self, value: dict[str, Json], tag: str) -> tuple[Any, ...]:
         """(class, details) named by a tagged form, resolved once and cached."""
@@ -663,7 +667,7 @@ class Codec:
             raise
         try:
             return cls(raw)
-        except Exception as exc:  # noqa: BLE001 - ValueError from the enum
+        except Exception as exc:  # ValueError from the enum
             raise SerializationError(
                 f"Enum {value['qualname']!r} has no member with value {safe_repr(raw)}"
             ) from exc
@@ -690,7 +694,7 @@ class Codec:
             for name, item in decoded.items():
                 if name in late_names:
                     object.__setattr__(instance, name, item)
-        except Exception as exc:  # noqa: BLE001 - the class's own constructor
+        except Exception as exc:  # the class's own constructor
             raise SerializationError(
                 f"Cannot rebuild {value['qualname']!r} of module {value['module']!r}",
                 f": {type(exc).__name__}: {safe_str(exc)}",
@@ -703,7 +707,7 @@ class Codec:
         cls, _ = self._class_for(value, "__pydantic_model__")
         try:
             return cls.model_validate(value["data"])
-        except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError and friends
+        except Exception as exc:  # pydantic's ValidationError and friends
             raise SerializationError(
                 f"Cannot rebuild {value['qualname']!r} of module {value['module']!r}",
                 f": {type(exc).__name__}: {safe_str(exc)}",
@@ -748,7 +752,7 @@ class Codec:
             if exception is not None:
                 if type(exception) is not dict:
                     raise _malformed("__task_error__", "'exception' must be an object or null")
-                exception = self._decode_plain(exception, depth + 1)  # type: ignore[arg-type]
+                exception = self._decode_plain(exception, depth + 1)
             fields["exception"] = exception
             error_type = self._task_error_type
             if "sub_workflow_id" in value:
@@ -766,7 +770,7 @@ class Codec:
             raise
         try:
             return error_type(**fields)
-        except Exception as exc:  # noqa: BLE001 - TaskError's construction rules
+        except Exception as exc:  # TaskError's construction rules
             raise SerializationError(
                 f"Cannot rebuild {error_type.__name__}", f": {type(exc).__name__}: {safe_str(exc)}"
             ) from exc
@@ -818,7 +822,7 @@ def _parse_iso(value: dict[str, Json], tag: str, parse: Any) -> Any:
         raise _malformed(tag, "'value' must be a string")
     try:
         return parse(text)
-    except Exception as exc:  # noqa: BLE001 - ValueError / InvalidOperation
+    except Exception as exc:  # ValueError / InvalidOperation
         raise SerializationError(f"Invalid {tag} value {text!r}") from exc
 
 
@@ -826,8 +830,10 @@ def _decode_timedelta(value: dict[str, Json]) -> _dt.timedelta:
     parts = (value.get("days"), value.get("seconds"), value.get("microseconds"))
     for part in parts:
         if type(part) is not int:
-            raise _malformed("__timedelta__", "'days', 'seconds' and 'microseconds' must be integers")
+            raise _malformed(
+                "__timedelta__", "'days', 'seconds' and 'microseconds' must be integers"
+            )
     try:
         return _dt.timedelta(parts[0], parts[1], parts[2])  # type: ignore[arg-type]
-    except Exception as exc:  # noqa: BLE001 - OverflowError
+    except Exception as exc:  # OverflowError
         raise SerializationError("Invalid __timedelta__ value", f": {safe_str(exc)}") from exc

@@ -220,12 +220,16 @@ def _put_first_on_sys_path(path: str) -> None:
 
 
 def _project_root() -> str | None:
-    """The current directory when it holds ``pyproject.toml``, put first on ``sys.path``."""
+    """The current directory, put first on ``sys.path``.
+
+    A project root (it holds ``pyproject.toml``) is logged. A plain directory
+    is an import root too, so that ``horsies worker instance:app`` finds
+    ``instance.py`` next to it, as ``python -m`` would.
+    """
     cwd = os.getcwd()
-    if not os.path.isfile(os.path.join(cwd, "pyproject.toml")):
-        return None
     _put_first_on_sys_path(cwd)
-    _log().info("Added project root to sys.path: %s", cwd)
+    if os.path.isfile(os.path.join(cwd, "pyproject.toml")):
+        _log().info("Added project root to sys.path: %s", cwd)
     return cwd
 
 

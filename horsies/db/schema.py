@@ -116,7 +116,7 @@ def _require_idle(status: pq.TransactionStatus) -> None:
 # -- sync -----------------------------------------------------------------------
 
 
-def _probe(conn: psycopg.Connection[object]) -> _Probe:
+def _probe(conn: psycopg.Connection[Any]) -> _Probe:
     # Tuple rows whatever row factory the caller's connection uses.
     with conn.cursor(row_factory=tuple_row) as cur:
         has_version, has_tasks = _one(cur.execute(_PROBE).fetchone())
@@ -126,7 +126,7 @@ def _probe(conn: psycopg.Connection[object]) -> _Probe:
     return _Probe(_version(found), bool(has_version), bool(has_tasks))
 
 
-def read_schema_version(conn: psycopg.Connection[object]) -> int | None:
+def read_schema_version(conn: psycopg.Connection[Any]) -> int | None:
     """The schema version recorded in the database, ``None`` when not initialized.
 
     Read-only; never creates anything. Safe inside or outside a transaction.
@@ -135,7 +135,7 @@ def read_schema_version(conn: psycopg.Connection[object]) -> int | None:
         return _probe(conn).found
 
 
-def ensure_schema_initialized(conn: psycopg.Connection[object]) -> int:
+def ensure_schema_initialized(conn: psycopg.Connection[Any]) -> int:
     """Create or migrate the schema if needed; return the version now in place."""
     _require_idle(conn.info.transaction_status)
     with conn.transaction():
@@ -159,7 +159,7 @@ def ensure_schema_initialized(conn: psycopg.Connection[object]) -> int:
 # -- async ----------------------------------------------------------------------
 
 
-async def _probe_async(aconn: psycopg.AsyncConnection[object]) -> _Probe:
+async def _probe_async(aconn: psycopg.AsyncConnection[Any]) -> _Probe:
     async with aconn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(_PROBE)
         has_version, has_tasks = _one(await cur.fetchone())
@@ -170,13 +170,13 @@ async def _probe_async(aconn: psycopg.AsyncConnection[object]) -> _Probe:
     return _Probe(_version(found), bool(has_version), bool(has_tasks))
 
 
-async def read_schema_version_async(aconn: psycopg.AsyncConnection[object]) -> int | None:
+async def read_schema_version_async(aconn: psycopg.AsyncConnection[Any]) -> int | None:
     """Async twin of :func:`read_schema_version`."""
     async with aconn.transaction():
         return (await _probe_async(aconn)).found
 
 
-async def ensure_schema_initialized_async(aconn: psycopg.AsyncConnection[object]) -> int:
+async def ensure_schema_initialized_async(aconn: psycopg.AsyncConnection[Any]) -> int:
     """Async twin of :func:`ensure_schema_initialized`."""
     _require_idle(aconn.info.transaction_status)
     async with aconn.transaction():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import importlib
 import json
+import logging
 import os
 import subprocess
 import warnings
@@ -53,12 +54,14 @@ def attach(root: Path) -> Attachment:
         cluster = root / CLUSTER_DIR
         server_cls = modules["pgserver"].PostgresServer
         _prune_dead(server_cls, modules["psutil"], cluster)
+        errors = _PgserverErrors()
         try:
-            server = modules["pgserver"].get_server(cluster, cleanup_mode="stop")
-            url = str(server.get_uri())
+            with errors:
+                server = modules["pgserver"].get_server(cluster, cleanup_mode="stop")
+                url = str(server.get_uri())
         except Exception as exc:
             _discard(server_cls, cluster)
-            raise _failure("could not be started", root, exc) from exc
+            raise _failure("could not be started", root, exc, errors.messages) from exc
         # Detaching at exit is done by horsies.embedded, which prunes first.
         atexit.unregister(server._cleanup)
     finally:
@@ -180,8 +183,29 @@ def _discard(server_cls: Any, cluster: Path) -> None:
         atexit.unregister(instance._cleanup)
 
 
-def _failure(what: str, root: Path, exc: BaseException) -> ConfigurationError:
+class _PgserverErrors(logging.Handler):
+    """Collects pgserver's error records: they carry initdb's and pg_ctl's output."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage().strip())
+
+    def __enter__(self) -> _PgserverErrors:
+        logging.getLogger("pgserver").addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        logging.getLogger("pgserver").removeHandler(self)
+
+
+def _failure(
+    what: str, root: Path, exc: BaseException, details: list[str] | None = None
+) -> ConfigurationError:
     notes = [f"data directory: {root}", f"cause: {type(exc).__name__}: {exc}"]
+    notes.extend(_clip(message) for message in details or [])
     if isinstance(exc, (subprocess.CalledProcessError, subprocess.TimeoutExpired)):
         tail = _log_tail(root / CLUSTER_DIR / _LOG_FILE)
         if tail:
@@ -191,6 +215,10 @@ def _failure(what: str, root: Path, exc: BaseException) -> ConfigurationError:
         code=ErrorCode.BROKER_INIT_FAILED,
         notes=notes,
     )
+
+
+def _clip(text: str, limit: int = 2000) -> str:
+    return text if len(text) <= limit else "... " + text[-limit:]
 
 
 def _log_tail(path: Path) -> str:

@@ -30,19 +30,19 @@ from functools import cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from types import MappingProxyType
-from typing import LiteralString, NamedTuple, cast
+from typing import LiteralString, NamedTuple
 
 __all__ = [
-    "SqlFileError",
     "Query",
     "SchemaStep",
-    "queries",
+    "SqlFileError",
     "descriptions",
-    "parse_queries",
     "load_queries",
     "load_schema_steps",
-    "schema_steps",
+    "parse_queries",
+    "queries",
     "schema_sql",
+    "schema_steps",
 ]
 
 SCHEMA_FILE = "schema.sql"
@@ -134,7 +134,7 @@ def _finish(current: tuple[str, str, int], body: list[str], source: str) -> Quer
     sql = "\n".join(row.rstrip() for row in body)
     if not any(row.strip() and not row.strip().startswith("--") for row in body):
         raise SqlFileError(f"{source}:{line}: query {name!r} has no statement")
-    return Query(name, description, cast(LiteralString, sql), source, line)
+    return Query(name, description, _trusted(sql), source, line)
 
 
 def load_queries(directory: Traversable) -> dict[str, Query]:
@@ -190,7 +190,12 @@ def _script(entry: Traversable) -> LiteralString:
     text = entry.read_text(encoding="utf-8")
     if not text.strip():
         raise SqlFileError(f"{entry.name}: empty schema step")
-    return cast(LiteralString, text)
+    return _trusted(text)
+
+
+def _trusted(text: str) -> LiteralString:
+    """SQL read from this package's own files is as trusted as a literal in the code."""
+    return text  # mypy treats LiteralString as str; this is the one place we vouch for it
 
 
 @cache
@@ -201,7 +206,7 @@ def schema_steps() -> tuple[SchemaStep, ...]:
 
 def schema_sql() -> LiteralString:
     """The whole schema as one idempotent DDL script (every step, in order)."""
-    return cast(LiteralString, "\n".join(step.sql for step in schema_steps()))
+    return _trusted("\n".join(step.sql for step in schema_steps()))
 
 
 _QUERIES = load_queries(files(__name__))

@@ -6,9 +6,11 @@
 -- half-finished or repeated run is harmless. Later steps are
 -- migrations/NNNN_slug.sql with NNNN >= 0002; this file stays step 1.
 --
--- Column order is physical layout, not documentation order: 16-byte and
--- 8-byte columns first, then 4-byte, then 1-byte, then variable-length, so
--- no row carries alignment padding. Always name columns in INSERT and COPY.
+-- Column order is physical layout, not documentation order: wide fixed-width
+-- columns before narrow ones (no alignment padding), and in horsies_tasks the
+-- NOT NULL columns every statement and trigger filters on (status,
+-- queue_name) right after them, so reading those costs no walk over nullable
+-- columns. Always name columns in INSERT and COPY.
 
 -- ---------------------------------------------------------------------------
 -- §7.8 schema version

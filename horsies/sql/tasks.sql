@@ -264,7 +264,7 @@ FROM horsies_tasks WHERE id = ANY(%(ids)s::uuid[]);
 -- name: demo_unfinished_count
 -- How many of the demo's tasks are not terminal yet.
 SELECT count(*) FROM horsies_tasks
-WHERE id = ANY(%(ids)s::uuid[])
+WHERE id BETWEEN %(first)s::uuid AND %(last)s::uuid
   AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED');
 
 -- name: demo_delete_tasks

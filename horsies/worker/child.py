@@ -20,7 +20,6 @@ from horsies.codec import dumps_json, json_to_args, json_to_kwargs, loads_json, 
 from horsies.codes import OperationalErrorCode
 from horsies.task_result import TaskError, TaskResult
 from horsies.worker import protocol
-from horsies.worker.locator import load_app
 
 log = logging.getLogger("horsies.worker")
 
@@ -134,6 +133,8 @@ def child_main(conn: Connection, spec: ChildSpec, parent_pid: int) -> None:
 
     configure_logging(spec.loglevel)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    from horsies.cli._common import load_app
+
     app = load_app(spec.app_locator, spec.sys_path_roots)
     app.suppress_sends(True)
     try:

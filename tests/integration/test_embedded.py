@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -111,8 +114,15 @@ def _query(url: str, statement: str) -> Any:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "pgdata"
+def data_dir() -> Iterator[Path]:
+    # Not under tmp_path: as root, the server runs as an unprivileged user that
+    # must traverse the parents, and a concurrent pytest session resets the
+    # permissions of /tmp/pytest-of-<user> to 0o700.
+    parent = Path(tempfile.mkdtemp(prefix="horsies-embedded-test-"))
+    try:
+        yield parent / "pgdata"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def test_url_is_a_unix_socket_in_the_data_dir(data_dir: Path) -> None:
@@ -200,7 +210,7 @@ def test_concurrent_first_uses_share_one_server(data_dir: Path) -> None:
         for _ in range(3)
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in outputs]
+    assert [p.returncode for p in procs] == [0, 0, 0], "\n---\n".join(e for _, e in outputs)
     assert len({out.strip() for out, _ in outputs}) == 1
     assert not _running(data_dir)
 
@@ -264,6 +274,14 @@ def test_unusable_directory_is_hrs_211(tmp_path: Path) -> None:
         embedded.start(blocker / "pgdata")
     assert info.value.code == ErrorCode.BROKER_INIT_FAILED
     assert any("cause:" in note for note in info.value.notes)
+
+
+def test_initdb_failure_carries_its_output(data_dir: Path) -> None:
+    (data_dir / "cluster" / "leftover").mkdir(parents=True)  # not a cluster, not empty
+    with pytest.raises(ConfigurationError) as info:
+        embedded.start(data_dir)
+    assert info.value.code == ErrorCode.BROKER_INIT_FAILED
+    assert any("initdb" in note and "not empty" in note for note in info.value.notes)
 
 
 def test_missing_pgserver_is_hrs_211(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

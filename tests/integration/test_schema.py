@@ -379,13 +379,11 @@ def test_works_with_a_dict_row_factory(empty_conninfo: str) -> None:
 
 
 def test_server_default_isolation_does_not_matter(empty_conninfo: str) -> None:
-    conninfo = make_conninfo(
-        empty_conninfo,
-        options=make_conninfo(empty_conninfo).split("options=")[-1].strip("'")
-        + " -c default_transaction_isolation=serializable",
-    )
-    with psycopg.connect(conninfo) as c:
+    with psycopg.connect(empty_conninfo, autocommit=True) as c:
+        c.execute("SET default_transaction_isolation = 'serializable'")
         assert ensure_schema_initialized(c) == CURRENT_SCHEMA_VERSION
+        row = c.execute("SHOW transaction_isolation").fetchone()
+        assert row == ("serializable",)
 
 
 # -- CHECK constraints and keys ---------------------------------------------------
@@ -570,14 +568,13 @@ def test_copy_sends_one_batch_per_channel(
     conn: psycopg.Connection[Any], listener: Listener
 ) -> None:
     n = 5000
-    with conn.transaction():
-        with conn.cursor().copy(
-            "COPY horsies_tasks (id, task_name, queue_name, args, enqueue_sha) FROM STDIN"
-        ) as copy:
-            for _ in range(n):
-                row = _task()
-                copy.write_row((row["id"], row["task_name"], row["queue_name"], row["args"],
-                                row["enqueue_sha"]))
+    with conn.transaction(), conn.cursor().copy(
+        "COPY horsies_tasks (id, task_name, queue_name, args, enqueue_sha) FROM STDIN"
+    ) as copy:
+        for _ in range(n):
+            row = _task()
+            copy.write_row((row["id"], row["task_name"], row["queue_name"], row["args"],
+                            row["enqueue_sha"]))
     assert sorted(listener.collect(conn)) == sorted([
         ("task_queue_default", f"batch:{n}"),
         ("task_new", f"batch:{n}"),
@@ -848,17 +845,16 @@ def test_claim_query_uses_the_claimable_index_without_sorting(
     conn: psycopg.Connection[Any],
 ) -> None:
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-    with conn.transaction():
-        with conn.cursor().copy(
-            "COPY horsies_tasks (id, task_name, queue_name, priority, enqueue_sha, status,"
-            " completed_at, enqueued_at) FROM STDIN"
-        ) as copy:
-            now = dt.datetime.now(dt.UTC)
-            for i in range(3000):
-                done = i % 3 == 0
-                copy.write_row((_uuid7(), "t", "default" if i % 2 else "other", 1 + i % 100,
-                                "x", "COMPLETED" if done else "PENDING",
-                                now if done else None, later if i % 7 == 0 else now))
+    with conn.transaction(), conn.cursor().copy(
+        "COPY horsies_tasks (id, task_name, queue_name, priority, enqueue_sha, status,"
+        " completed_at, enqueued_at) FROM STDIN"
+    ) as copy:
+        now = dt.datetime.now(dt.UTC)
+        for i in range(3000):
+            done = i % 3 == 0
+            copy.write_row((_uuid7(), "t", "default" if i % 2 else "other", 1 + i % 100,
+                            "x", "COMPLETED" if done else "PENDING",
+                            now if done else None, later if i % 7 == 0 else now))
     conn.execute("ANALYZE horsies_tasks")
     plan = "\n".join(row[0] for row in conn.execute(
         "EXPLAIN SELECT id FROM horsies_tasks"
@@ -885,16 +881,15 @@ def test_footprint_of_finished_tasks(conn: psycopg.Connection[Any]) -> None:
     n, batch = 20_000, 500
     worker = str(uuid.uuid4())
     result = '{"__task_result__":true,"ok":3,"err":null}'
-    with conn.transaction():
-        with conn.cursor().copy(
-            "COPY horsies_tasks (id, task_name, queue_name, priority, args, enqueue_sha,"
-            " sent_at, enqueued_at) FROM STDIN"
-        ) as copy:
-            now = dt.datetime.now(dt.UTC)
-            for _ in range(n):
-                task_id = _uuid7()
-                copy.write_row((task_id, "bench.add", "default", 100, "[1,2]",
-                                hashlib.sha256(task_id.bytes).hexdigest(), now, now))
+    with conn.transaction(), conn.cursor().copy(
+        "COPY horsies_tasks (id, task_name, queue_name, priority, args, enqueue_sha,"
+        " sent_at, enqueued_at) FROM STDIN"
+    ) as copy:
+        now = dt.datetime.now(dt.UTC)
+        for _ in range(n):
+            task_id = _uuid7()
+            copy.write_row((task_id, "bench.add", "default", 100, "[1,2]",
+                            hashlib.sha256(task_id.bytes).hexdigest(), now, now))
     while True:
         with conn.transaction():
             rows = conn.execute(

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import uuid
 from collections import OrderedDict, deque, namedtuple
-from decimal import Decimal
 from enum import Enum, Flag, IntEnum, IntFlag, StrEnum
 from typing import Any
 
@@ -185,7 +183,9 @@ def pass_budget_args() -> st.SearchStrategy[tuple[Any, ...]]:
 
 def plan_pass_args() -> st.SearchStrategy[tuple[Any, ...]]:
     """Valid (budget, max_claim_batch, queues) of plan_pass."""
-    queue = st.tuples(st.one_of(st.none(), st.integers(0, 60)), st.integers(0, 80), st.integers(0, 200))
+    queue = st.tuples(
+        st.one_of(st.none(), st.integers(0, 60)), st.integers(0, 80), st.integers(0, 200)
+    )
     return st.tuples(st.integers(0, 200), st.integers(0, 50), st.lists(queue, max_size=12))
 
 
@@ -238,7 +238,10 @@ _offsets = st.one_of(
     st.just(dt.timezone.utc),
     st.builds(
         dt.timezone,
-        st.timedeltas(min_value=dt.timedelta(hours=-23, minutes=-59), max_value=dt.timedelta(hours=23, minutes=59)),
+        st.timedeltas(
+            min_value=dt.timedelta(hours=-23, minutes=-59),
+            max_value=dt.timedelta(hours=23, minutes=59),
+        ),
     ),
 )
 _plain_ints = st.integers(-(2**63), 2**64 - 1)
@@ -261,9 +264,23 @@ def _scalars(valid: bool) -> st.SearchStrategy[Any]:
         st.uuids(),
         st.decimals(allow_nan=True, allow_infinity=True),
         st.sampled_from(
-            [Color.RED, Color.GREEN, Color.CRIMSON, Level.LOW, Level.HIGH, Mode.FAST, Perm.R,
-             Perm.R | Perm.W, Perm.R | Perm.W | Perm.X, Perm(0), Bits.A, Bits.A | Bits.B,
-             Shape.LINE, Outer.Kind.A, OperationalErrorCode.BROKER_ERROR]
+            [
+                Color.RED,
+                Color.GREEN,
+                Color.CRIMSON,
+                Level.LOW,
+                Level.HIGH,
+                Mode.FAST,
+                Perm.R,
+                Perm.R | Perm.W,
+                Perm.R | Perm.W | Perm.X,
+                Perm(0),
+                Bits.A,
+                Bits.A | Bits.B,
+                Shape.LINE,
+                Outer.Kind.A,
+                OperationalErrorCode.BROKER_ERROR,
+            ]
         ),
         st.builds(MyStr, _texts),
         st.builds(MyInt, st.integers(-100, 100)),
@@ -277,7 +294,9 @@ def _scalars(valid: bool) -> st.SearchStrategy[Any]:
         st.integers(max_value=-(2**63) - 1),
         st.sampled_from([float("nan"), float("inf"), float("-inf"), MyFloat("nan")]),
         st.sampled_from(["a\udc80b", "\ud800", MyStr("x\udfff")]),
-        st.sampled_from([b"bytes", bytearray(b"x"), {1, 2}, frozenset(), object(), len, int, memoryview(b"")]),
+        st.sampled_from(
+            [b"bytes", bytearray(b"x"), {1, 2}, frozenset(), object(), len, int, memoryview(b"")]
+        ),
     )
     return st.one_of(good, good, good, bad)
 
@@ -287,16 +306,25 @@ def _keys(valid: bool) -> st.SearchStrategy[Any]:
     if valid:
         return keys
     return st.one_of(
-        keys, keys, st.sampled_from(RESERVED_KEYS), st.integers(-2, 2), st.booleans(), st.none(),
-        st.sampled_from(["1", "True", "None", "a\udc80"]), st.just(Color.RED),
+        keys,
+        keys,
+        st.sampled_from(RESERVED_KEYS),
+        st.integers(-2, 2),
+        st.booleans(),
+        st.none(),
+        st.sampled_from(["1", "True", "None", "a\udc80"]),
+        st.just(Color.RED),
     )
 
 
 def _containers(children: st.SearchStrategy[Any], valid: bool) -> st.SearchStrategy[Any]:
     keys = _keys(valid)
     errors = st.one_of(
-        st.none(), st.sampled_from(list(OperationalErrorCode)), st.sampled_from(list(OutcomeCode)),
-        st.just(ContractCode.PYDANTIC_HYDRATION_ERROR), st.sampled_from(["CARD_DECLINED", "X"]),
+        st.none(),
+        st.sampled_from(list(OperationalErrorCode)),
+        st.sampled_from(list(OutcomeCode)),
+        st.just(ContractCode.PYDANTIC_HYDRATION_ERROR),
+        st.sampled_from(["CARD_DECLINED", "X"]),
     )
     exceptions = st.one_of(
         st.none(),
@@ -305,12 +333,19 @@ def _containers(children: st.SearchStrategy[Any], valid: bool) -> st.SearchStrat
         st.dictionaries(_texts, children, max_size=2),
     )
     task_error = st.builds(
-        TaskError, error_code=errors, message=st.one_of(st.none(), _texts), data=children,
+        TaskError,
+        error_code=errors,
+        message=st.one_of(st.none(), _texts),
+        data=children,
         exception=exceptions,
     )
     sub_error = st.builds(
-        SubWorkflowError, error_code=st.just(OutcomeCode.SUBWORKFLOW_FAILED), message=_texts,
-        data=children, sub_workflow_id=_texts, sub_workflow_summary=children,
+        SubWorkflowError,
+        error_code=st.just(OutcomeCode.SUBWORKFLOW_FAILED),
+        message=_texts,
+        data=children,
+        sub_workflow_id=_texts,
+        sub_workflow_summary=children,
     )
     return st.one_of(
         st.lists(children, max_size=4),
@@ -325,8 +360,21 @@ def _containers(children: st.SearchStrategy[Any], valid: bool) -> st.SearchStrat
         st.builds(Outer.Inner, children),
         st.builds(Vec, children, children),
         st.builds(Labeled, name=_texts, extra=children),
-        st.builds(Loose, value=st.one_of(st.none(), st.integers(), _texts, st.lists(st.integers(), max_size=3))),
-        st.builds(Model, name=_texts, when=st.datetimes(timezones=_offsets), tags=st.lists(_texts, max_size=2)),
+        st.builds(
+            Loose,
+            value=st.one_of(
+                st.none(),
+                st.integers(-(10**6), 10**6),
+                _texts,
+                st.lists(st.integers(-(10**6), 10**6), max_size=3),
+            ),
+        ),
+        st.builds(
+            Model,
+            name=_texts,
+            when=st.datetimes(timezones=_offsets),
+            tags=st.lists(_texts, max_size=2),
+        ),
         st.builds(lambda v: TaskResult(ok=v), children),
         st.builds(lambda e: TaskResult(err=e), st.one_of(task_error, sub_error)),
         task_error,
@@ -346,54 +394,132 @@ _MODULE = __name__
 
 
 def _json_scalars() -> st.SearchStrategy[Any]:
-    return st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), _plain_floats, _texts)
+    return st.one_of(
+        st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), _plain_floats, _texts
+    )
 
 
 def _tagged(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    flag = st.sampled_from([True, True, True, False, 1, None, "true"])
+    flag = st.sampled_from([True] * 8 + [False, 1, None, "true"])
     any_json = st.one_of(_json_scalars(), children)
     modules = st.sampled_from([_MODULE, _MODULE, "no.such.module", "dataclasses", "", 7])
     qualnames = st.sampled_from(
-        ["Item", "Frozen", "WithLate", "Node", "Checked", "Outer.Inner", "Outer.Kind", "Color", "Perm",
-         "Vec", "Labeled", "Model", "Loose", "Missing", "Outer.Missing", "INT_MAX", "Pair"]
+        [
+            "Item",
+            "Frozen",
+            "WithLate",
+            "Node",
+            "Checked",
+            "Outer.Inner",
+            "Outer.Kind",
+            "Color",
+            "Perm",
+            "Vec",
+            "Labeled",
+            "Model",
+            "Loose",
+            "Missing",
+            "Outer.Missing",
+            "INT_MAX",
+            "Pair",
+        ]
     )
 
     def form(marker: str, **fields: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-        extras = st.dictionaries(st.sampled_from(["extra", "value", "__date__", "name"]), any_json, max_size=1)
+        extras = st.dictionaries(
+            st.sampled_from(["extra", "value", "__date__", "name"]), any_json, max_size=1
+        )
         base = st.fixed_dictionaries({marker: flag, **fields})
         return st.one_of(base, st.builds(lambda b, e: {**b, **e}, base, extras))
 
     iso = st.one_of(
-        _texts, st.integers(),
+        _texts,
+        st.integers(),
         st.datetimes(timezones=_offsets).map(dt.datetime.isoformat),
-        st.dates().map(dt.date.isoformat), st.times().map(dt.time.isoformat),
-        st.uuids().map(str), st.uuids().map(lambda u: str(u).upper()), st.uuids().map(lambda u: u.hex),
+        st.dates().map(dt.date.isoformat),
+        st.times().map(dt.time.isoformat),
+        st.uuids().map(str),
+        st.uuids().map(lambda u: str(u).upper()),
+        st.uuids().map(lambda u: u.hex),
         st.decimals(allow_nan=True).map(str),
     )
-    field_data = st.dictionaries(st.sampled_from(["sku", "qty", "a", "b", "x", "y", "n", "name",
-                                                  "extra", "value", "children", "doubled", "note"]),
-                                 any_json, max_size=4)
-    code = st.one_of(
-        st.none(), _texts, st.integers(),
-        st.fixed_dictionaries({"__builtin_task_code__": st.sampled_from(["BROKER_ERROR", "NOPE", 3])}),
+    field_data = st.dictionaries(
+        st.sampled_from(
+            [
+                "sku",
+                "qty",
+                "a",
+                "b",
+                "x",
+                "y",
+                "n",
+                "name",
+                "extra",
+                "value",
+                "children",
+                "doubled",
+                "note",
+            ]
+        ),
+        any_json,
+        max_size=4,
     )
-    task_error = form("__task_error__", error_code=code, message=st.one_of(st.none(), _texts, st.integers()),
-                      data=any_json)
+    code = st.one_of(
+        st.none(),
+        _texts,
+        st.integers(),
+        st.fixed_dictionaries(
+            {"__builtin_task_code__": st.sampled_from(["BROKER_ERROR", "NOPE", 3])}
+        ),
+    )
+    task_error = form(
+        "__task_error__",
+        error_code=code,
+        message=st.one_of(st.none(), _texts, st.integers()),
+        data=any_json,
+    )
     return st.one_of(
         form("__datetime__", value=iso),
         form("__date__", value=iso),
         form("__time__", value=iso),
         form("__uuid__", value=iso),
         form("__decimal__", value=iso),
-        form("__timedelta__", days=st.integers(-(10**9), 10**9), seconds=st.integers(-10, 10**5),
-             microseconds=st.one_of(st.integers(0, 10**6), st.booleans())),
-        form("__enum__", module=modules, qualname=qualnames,
-             name=st.sampled_from(["RED", "GREEN", "CRIMSON", "A", "R", "NOPE", 1])),
-        form("__enum__", module=modules, qualname=qualnames, value=st.one_of(st.integers(-1, 8), _texts)),
-        form("__dataclass__", module=modules, qualname=qualnames, data=st.one_of(field_data, any_json)),
-        form("__msgspec_struct__", module=modules, qualname=qualnames, data=st.one_of(field_data, any_json)),
-        form("__pydantic_model__", module=modules, qualname=qualnames,
-             data=st.one_of(field_data, st.fixed_dictionaries({"name": _texts, "when": iso}))),
+        form(
+            "__timedelta__",
+            days=st.integers(-(10**9), 10**9),
+            seconds=st.integers(-10, 10**5),
+            microseconds=st.one_of(st.integers(0, 10**6), st.booleans()),
+        ),
+        form(
+            "__enum__",
+            module=modules,
+            qualname=qualnames,
+            name=st.sampled_from(["RED", "GREEN", "CRIMSON", "A", "R", "NOPE", 1]),
+        ),
+        form(
+            "__enum__",
+            module=modules,
+            qualname=qualnames,
+            value=st.one_of(st.integers(-1, 8), _texts),
+        ),
+        form(
+            "__dataclass__",
+            module=modules,
+            qualname=qualnames,
+            data=st.one_of(field_data, any_json),
+        ),
+        form(
+            "__msgspec_struct__",
+            module=modules,
+            qualname=qualnames,
+            data=st.one_of(field_data, any_json),
+        ),
+        form(
+            "__pydantic_model__",
+            module=modules,
+            qualname=qualnames,
+            data=st.one_of(field_data, st.fixed_dictionaries({"name": _texts, "when": iso})),
+        ),
         form("__task_result__", ok=any_json, err=st.one_of(st.none(), task_error, any_json)),
         task_error,
         st.fixed_dictionaries({"__builtin_task_code__": st.just("BROKER_ERROR")}),

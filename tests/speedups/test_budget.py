@@ -59,9 +59,10 @@ def test_keyword_arguments(impl):
         )
         == 1
     )
-    assert impl.budget.effective_max_claimed(
-        processes=2, prefetch_buffer=1, max_claim_per_worker=0
-    ) == 3
+    assert (
+        impl.budget.effective_max_claimed(processes=2, prefetch_buffer=1, max_claim_per_worker=0)
+        == 3
+    )
 
 
 def test_results_are_plain_ints(impl):
@@ -101,7 +102,9 @@ def test_compute_pass_budget_domain(impl, position, bad, error, text):
 def test_none_only_for_the_cluster_cap(impl, position):
     args = [4, 1, 0, None, 0, 0, 0]
     args[position] = None
-    with pytest.raises(TypeError, match=f"^{PASS_BUDGET_ARGS[position]} must be an int, got NoneType$"):
+    with pytest.raises(
+        TypeError, match=f"^{PASS_BUDGET_ARGS[position]} must be an int, got NoneType$"
+    ):
         impl.budget.compute_pass_budget(*args)
 
 

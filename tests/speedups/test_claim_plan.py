@@ -75,7 +75,9 @@ def test_order_queues_errors(impl):
         order(["a"], [("a", 1)])
     with pytest.raises(TypeError, match=r"^priorities\['a'\] must be an int, got bool$"):
         order(["a"], {"a": True})
-    with pytest.raises(ValueError, match=rf"^priorities\['a'\] must be between 0 and {INT_MAX}, got -5$"):
+    with pytest.raises(
+        ValueError, match=rf"^priorities\['a'\] must be between 0 and {INT_MAX}, got -5$"
+    ):
         order(["a"], {"a": -5})
     # names are all checked before priorities
     with pytest.raises(TypeError, match=r"^names\[1\]"):

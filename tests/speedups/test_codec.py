@@ -19,7 +19,7 @@ import pytest
 import horsies.codec as public
 from horsies._speedups._api import DEPTH_LIMIT, SerializationError
 from horsies.codes import ContractCode, OperationalErrorCode, OutcomeCode
-from horsies.result import Err, Ok
+from horsies.result import Ok
 from horsies.task_result import SubWorkflowError, TaskError, TaskResult
 from tests.speedups import strategies as s
 
@@ -51,7 +51,7 @@ def roundtrip(codec, value):
     return codec.decode(orjson.loads(orjson.dumps(codec.encode(value))))
 
 
-# --- wire format (§2) -------------------------------------------------------------
+# --- wire format (§2) ----------------------------------------------------------------------------
 
 
 def test_compact_text_keeps_non_ascii_and_order(codec):
@@ -98,7 +98,7 @@ def test_deterministic(codec):
     assert text(codec, value) == text(codec, value)
 
 
-# --- supported types (§3) and tagged forms (§4) ---------------------------------------
+# --- supported types (§3) and tagged forms (§4) --------------------------------------------------
 
 
 def test_scalars_and_subclasses(codec):
@@ -124,29 +124,50 @@ def test_mappings_become_dicts(codec):
 def test_keys_are_stringified(codec):
     value = {1: "a", False: "b", None: "c", s.Color.RED: "d", 2.5: "e", s.Level.HIGH: "f"}
     assert codec.encode(value) == {
-        "1": "a", "False": "b", "None": "c", "Color.RED": "d", "2.5": "e", "2": "f"
+        "1": "a",
+        "False": "b",
+        "None": "c",
+        "Color.RED": "d",
+        "2.5": "e",
+        "2": "f",
     }
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (dt.datetime(2031, 3, 9, 17, 45, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-         '{"__datetime__":true,"value":"2031-03-09T17:45:00+02:00"}'),
-        (dt.datetime(2031, 3, 9, 17, 45, 1, 5), '{"__datetime__":true,"value":"2031-03-09T17:45:01.000005"}'),
+        (
+            dt.datetime(2031, 3, 9, 17, 45, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+            '{"__datetime__":true,"value":"2031-03-09T17:45:00+02:00"}',
+        ),
+        (
+            dt.datetime(2031, 3, 9, 17, 45, 1, 5),
+            '{"__datetime__":true,"value":"2031-03-09T17:45:01.000005"}',
+        ),
         (dt.date(2031, 3, 9), '{"__date__":true,"value":"2031-03-09"}'),
         (dt.time(7, 5, tzinfo=dt.timezone.utc), '{"__time__":true,"value":"07:05:00+00:00"}'),
-        (dt.timedelta(days=2, hours=1), '{"__timedelta__":true,"days":2,"seconds":3600,"microseconds":0}'),
-        (dt.timedelta(microseconds=-1), '{"__timedelta__":true,"days":-1,"seconds":86399,"microseconds":999999}'),
-        (uuid.UUID("0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0"),
-         '{"__uuid__":true,"value":"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"}'),
+        (
+            dt.timedelta(days=2, hours=1),
+            '{"__timedelta__":true,"days":2,"seconds":3600,"microseconds":0}',
+        ),
+        (
+            dt.timedelta(microseconds=-1),
+            '{"__timedelta__":true,"days":-1,"seconds":86399,"microseconds":999999}',
+        ),
+        (
+            uuid.UUID("0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0"),
+            '{"__uuid__":true,"value":"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"}',
+        ),
         (Decimal("19.90"), '{"__decimal__":true,"value":"19.90"}'),
         (Decimal("NaN"), '{"__decimal__":true,"value":"NaN"}'),
         (Decimal("-Infinity"), '{"__decimal__":true,"value":"-Infinity"}'),
         (s.Color.GREEN, f'{{"__enum__":true,"module":"{MOD}","qualname":"Color","name":"GREEN"}}'),
         (s.Color.CRIMSON, f'{{"__enum__":true,"module":"{MOD}","qualname":"Color","name":"RED"}}'),
         (s.Perm.R | s.Perm.X, f'{{"__enum__":true,"module":"{MOD}","qualname":"Perm","value":5}}'),
-        (s.Outer.Kind.A, f'{{"__enum__":true,"module":"{MOD}","qualname":"Outer.Kind","name":"A"}}'),
+        (
+            s.Outer.Kind.A,
+            f'{{"__enum__":true,"module":"{MOD}","qualname":"Outer.Kind","name":"A"}}',
+        ),
     ],
 )
 def test_tagged_forms(codec, value, expected):
@@ -157,8 +178,14 @@ def test_tagged_forms(codec, value, expected):
 
 
 def test_enums_keep_identity(codec):
-    for member in [s.Level.HIGH, s.Mode.FAST, s.Bits.A | s.Bits.B, s.Perm(0), s.Shape.LINE,
-                   OperationalErrorCode.BROKER_ERROR]:
+    for member in [
+        s.Level.HIGH,
+        s.Mode.FAST,
+        s.Bits.A | s.Bits.B,
+        s.Perm(0),
+        s.Shape.LINE,
+        OperationalErrorCode.BROKER_ERROR,
+    ]:
         assert roundtrip(codec, member) is member
 
 
@@ -176,7 +203,11 @@ def test_dataclass_init_false_frozen_and_post_init(codec):
     late.note = [dt.date(2031, 1, 1)]
     late.doubled = 99  # stored value wins over what __post_init__ computes
     encoded = codec.encode(late)
-    assert encoded["data"] == {"a": 4, "doubled": 99, "note": [{"__date__": True, "value": "2031-01-01"}]}
+    assert encoded["data"] == {
+        "a": 4,
+        "doubled": 99,
+        "note": [{"__date__": True, "value": "2031-01-01"}],
+    }
     back = roundtrip(codec, late)
     assert (back.a, back.doubled, back.note) == (4, 99, [dt.date(2031, 1, 1)])
     assert roundtrip(codec, s.Frozen(1, (2,))) == s.Frozen(1, [2])
@@ -190,13 +221,17 @@ def test_struct_form(codec):
         '"data":{"x":1.5,"y":{"__date__":true,"value":"2031-01-01"}}}'
     )
     assert roundtrip(codec, vec) == vec
-    assert roundtrip(codec, s.Labeled(name="a", extra={"k": [1]})) == s.Labeled(name="a", extra={"k": [1]})
+    assert roundtrip(codec, s.Labeled(name="a", extra={"k": [1]})) == s.Labeled(
+        name="a", extra={"k": [1]}
+    )
 
 
 def test_pydantic_form(codec):
     model = s.Model(name="n", when=dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc), tags=["t"])
     assert codec.encode(model) == {
-        "__pydantic_model__": True, "module": MOD, "qualname": "Model",
+        "__pydantic_model__": True,
+        "module": MOD,
+        "qualname": "Model",
         "data": {"name": "n", "when": "2031-01-01T00:00:00Z", "tags": ["t"]},
     }
     assert roundtrip(codec, model) == model
@@ -223,8 +258,19 @@ def test_pydantic_dump_failures_are_reported(codec):
 
 @pytest.mark.parametrize(
     "value",
-    [b"x", bytearray(b"x"), memoryview(b"x"), {1}, frozenset(), object(), len, int, lambda: 1,
-     iter([]), (x for x in [])],
+    [
+        b"x",
+        bytearray(b"x"),
+        memoryview(b"x"),
+        {1},
+        frozenset(),
+        object(),
+        len,
+        int,
+        lambda: 1,
+        iter([]),
+        (x for x in []),
+    ],
 )
 def test_refused_types(codec, value):
     assert fails(codec, {"v": value}, "kwargs") == (
@@ -232,7 +278,7 @@ def test_refused_types(codec, value):
     )
 
 
-# --- importability (§6) ---------------------------------------------------------------
+# --- importability (§6) --------------------------------------------------------------------------
 
 
 def _class_in(module: str, name: str = "Draft"):
@@ -256,24 +302,29 @@ def test_local_classes_are_refused(codec):
         a: int
 
     message = fails(codec, Local(1))
-    assert message.startswith("Cannot serialize 'test_local_classes_are_refused.<locals>.Local' defined in ")
+    assert message.startswith(
+        "Cannot serialize 'test_local_classes_are_refused.<locals>.Local' defined in "
+    )
     assert message.endswith("at value: define the class at module level, not inside a function")
 
 
 def test_classes_not_importable_by_name_are_refused(codec):
     ghost = _class_in(MOD, "Ghost")
     assert fails(codec, ghost(1)) == (
-        f"Cannot serialize 'Ghost' defined in '{MOD}' at value: the class cannot be imported under that name"
+        f"Cannot serialize 'Ghost' defined in '{MOD}' at value: "
+        "the class cannot be imported under that name"
     )
     twin = _class_in(MOD, "Item")  # same name as a real class, but not that class
     assert fails(codec, twin(1)).endswith("the class cannot be imported under that name")
 
 
 def test_reserved_field_names_are_refused(codec):
-    assert fails(codec, [s.ReservedField(1)]) == "Reserved key '__date__' at value[0] (a field name)"
+    assert (
+        fails(codec, [s.ReservedField(1)]) == "Reserved key '__date__' at value[0] (a field name)"
+    )
 
 
-# --- mapping rules (§5) -----------------------------------------------------------------
+# --- mapping rules (§5) --------------------------------------------------------------------------
 
 
 def test_key_collision_names_both_keys(codec):
@@ -287,9 +338,14 @@ def test_key_collision_names_both_keys(codec):
 
 @pytest.mark.parametrize("key", s.RESERVED_KEYS + ["__horsies_anything"])
 def test_reserved_keys_are_refused_anywhere(codec, key):
-    assert fails(codec, (1, {"meta": {key: 1}}), "args") == f"Reserved key '{key}' at args[1][\"meta\"]"
+    assert (
+        fails(codec, (1, {"meta": {key: 1}}), "args")
+        == f"Reserved key '{key}' at args[1][\"meta\"]"
+    )
     error = TaskError(error_code="E", data={key: 1})
-    assert fails(codec, TaskResult(err=error), "result") == f"Reserved key '{key}' at result.err.data"
+    assert (
+        fails(codec, TaskResult(err=error), "result") == f"Reserved key '{key}' at result.err.data"
+    )
     assert fails(codec, s.Item("a", {key: 1})) == f"Reserved key '{key}' at value.qty"
 
 
@@ -298,7 +354,7 @@ def test_almost_reserved_keys_are_fine(codec):
     assert list(codec.encode({k: 1 for k in keys})) == keys
 
 
-# --- paths in error messages (§10) -----------------------------------------------------------
+# --- paths in error messages (§10) ---------------------------------------------------------------
 
 
 def test_error_paths(codec):
@@ -323,7 +379,9 @@ def test_error_paths(codec):
 def test_circular_references(codec):
     tree = s.Node(1)
     tree.children.append(tree)
-    assert fails(codec, {"tree": tree}, "kwargs") == 'Circular reference at kwargs["tree"].children[0]'
+    assert (
+        fails(codec, {"tree": tree}, "kwargs") == 'Circular reference at kwargs["tree"].children[0]'
+    )
     loop: list = [1]
     loop.append({"again": loop})
     assert fails(codec, loop) == 'Circular reference at value[1]["again"]'
@@ -377,11 +435,13 @@ def test_user_code_errors_are_wrapped(codec):
     )
 
 
-# --- results and errors (§8) ------------------------------------------------------------------
+# --- results and errors (§8) ---------------------------------------------------------------------
 
 
 def test_task_result_envelopes(codec):
-    assert text(codec, TaskResult(ok={"n": 1})) == '{"__task_result__":true,"ok":{"n":1},"err":null}'
+    assert (
+        text(codec, TaskResult(ok={"n": 1})) == '{"__task_result__":true,"ok":{"n":1},"err":null}'
+    )
     assert text(codec, TaskResult(ok=None)) == '{"__task_result__":true,"ok":null,"err":null}'
     error = TaskError(
         error_code=OperationalErrorCode.UNHANDLED_EXCEPTION,
@@ -402,10 +462,12 @@ def test_task_result_envelopes(codec):
 
 
 def test_fixed_fallback_text_is_what_the_codec_writes(codec):
-    result = TaskResult(err=TaskError(
-        error_code=OperationalErrorCode.WORKER_SERIALIZATION_ERROR,
-        message="secondary serialization failure",
-    ))
+    result = TaskResult(
+        err=TaskError(
+            error_code=OperationalErrorCode.WORKER_SERIALIZATION_ERROR,
+            message="secondary serialization failure",
+        )
+    )
     assert text(codec, result) == public.FALLBACK_ERROR_JSON
 
 
@@ -417,7 +479,10 @@ def test_task_error_codes_and_data(codec):
     assert back.error_code == "CARD_DECLINED" and type(back.error_code) is str
     assert back.data == {"when": dt.date(2031, 1, 1)}
     assert roundtrip(codec, TaskError()) == TaskError()
-    assert roundtrip(codec, TaskError(error_code=OutcomeCode.TASK_EXPIRED)).error_code is OutcomeCode.TASK_EXPIRED
+    assert (
+        roundtrip(codec, TaskError(error_code=OutcomeCode.TASK_EXPIRED)).error_code
+        is OutcomeCode.TASK_EXPIRED
+    )
 
 
 def test_live_exceptions_are_stored_as_dicts(codec):
@@ -440,8 +505,10 @@ def test_live_exceptions_are_stored_as_dicts(codec):
 def test_sub_workflow_errors(codec):
     summary = s.Labeled(name="child", extra={"failed": 2})
     error = SubWorkflowError(
-        error_code=OutcomeCode.SUBWORKFLOW_FAILED, message="Subworkflow c1 failed with status FAILED",
-        sub_workflow_id="c1", sub_workflow_summary=summary,
+        error_code=OutcomeCode.SUBWORKFLOW_FAILED,
+        message="Subworkflow c1 failed with status FAILED",
+        sub_workflow_id="c1",
+        sub_workflow_summary=summary,
     )
     encoded = codec.encode(error)
     assert list(encoded)[-2:] == ["sub_workflow_id", "sub_workflow_summary"]
@@ -466,7 +533,7 @@ def test_task_error_field_checks(codec):
     )
 
 
-# --- decoding ---------------------------------------------------------------------------------------
+# --- decoding ------------------------------------------------------------------------------------
 
 
 def test_decode_plain_json_is_copied(codec):
@@ -485,52 +552,104 @@ def test_decode_refuses_non_json_values(codec):
 @pytest.mark.parametrize(
     ("tree", "message"),
     [
-        ({"__date__": False, "value": "2031-01-01"}, "Malformed __date__ form at value: the marker must be true"),
-        ({"__date__": 1, "value": "2031-01-01"}, "Malformed __date__ form at value: the marker must be true"),
-        ({"__date__": True, "value": 5}, "Malformed __date__ form at value: 'value' must be a string"),
+        (
+            {"__date__": False, "value": "2031-01-01"},
+            "Malformed __date__ form at value: the marker must be true",
+        ),
+        (
+            {"__date__": 1, "value": "2031-01-01"},
+            "Malformed __date__ form at value: the marker must be true",
+        ),
+        (
+            {"__date__": True, "value": 5},
+            "Malformed __date__ form at value: 'value' must be a string",
+        ),
         ({"__date__": True}, "Malformed __date__ form at value: 'value' must be a string"),
         ({"__date__": True, "value": "2031-13-01"}, "Invalid __date__ value '2031-13-01' at value"),
         ({"__uuid__": True, "value": "xyz"}, "Invalid __uuid__ value 'xyz' at value"),
         ({"__decimal__": True, "value": "1,5"}, "Invalid __decimal__ value '1,5' at value"),
-        ({"__date__": True, "__uuid__": True, "value": "x"},
-         "Malformed tagged form at value: more than one marker ('__date__', '__uuid__')"),
-        ({"__timedelta__": True, "days": 1, "seconds": True, "microseconds": 0},
-         "Malformed __timedelta__ form at value: 'days', 'seconds' and 'microseconds' must be integers"),
-        ({"__builtin_task_code__": "BROKER_ERROR"},
-         "Malformed __builtin_task_code__ form at value: only valid as the error_code of a TaskError"),
-        ({"__task_result__": True, "ok": 1}, "Malformed __task_result__ form at value: expected exactly "
-         "the keys '__task_result__', 'ok' and 'err'"),
-        ({"__task_result__": True, "ok": None, "err": "boom"},
-         "Malformed __task_result__ form at value.err: 'err' must be a __task_error__ object"),
-        ({"__task_error__": True, "message": 1},
-         "Malformed __task_error__ form at value.message: 'message' must be a string or null"),
-        ({"__task_error__": True, "error_code": {"__builtin_task_code__": "NOPE"}},
-         "Unknown built-in error code 'NOPE' at value.error_code"),
-        ({"__task_error__": True, "error_code": "BROKER_ERROR"},
-         "Cannot rebuild TaskError at value: ValueError: 'BROKER_ERROR' is a reserved built-in error code "
-         "(OperationalErrorCode.BROKER_ERROR). Pass the enum member directly."),
-        ({"__task_error__": True, "exception": "x"},
-         "Malformed __task_error__ form at value.exception: 'exception' must be an object or null"),
-        ({"__enum__": True, "module": MOD, "qualname": "Color"},
-         "Malformed __enum__ form at value: needs 'name' or 'value'"),
-        ({"__enum__": True, "module": MOD, "qualname": "Color", "name": "BLUE"},
-         "Enum 'Color' has no member 'BLUE' at value"),
-        ({"__enum__": True, "module": MOD, "qualname": "Color", "value": 9},
-         "Enum 'Color' has no member with value 9 at value"),
-        ({"__enum__": True, "module": MOD, "qualname": "Item", "name": "A"},
-         f"'{MOD}:Item' is not an Enum class at value"),
-        ({"__dataclass__": True, "module": MOD, "qualname": "Vec", "data": {}},
-         f"'{MOD}:Vec' is not a dataclass at value"),
-        ({"__msgspec_struct__": True, "module": MOD, "qualname": "Item", "data": {}},
-         f"'{MOD}:Item' is not a msgspec Struct at value"),
-        ({"__pydantic_model__": True, "module": MOD, "qualname": "Item", "data": {}},
-         f"'{MOD}:Item' is not a pydantic model at value"),
-        ({"__dataclass__": True, "module": MOD, "qualname": "Item", "data": []},
-         "Malformed __dataclass__ form at value: 'data' must be an object"),
-        ({"__dataclass__": True, "module": 1, "qualname": "Item", "data": {}},
-         "Malformed __dataclass__ form at value: 'module' and 'qualname' must be strings"),
-        ({"__pydantic_model__": True, "module": MOD, "qualname": "Model"},
-         "Malformed __pydantic_model__ form at value: 'data' is missing"),
+        (
+            {"__date__": True, "__uuid__": True, "value": "x"},
+            "Malformed tagged form at value: more than one marker ('__date__', '__uuid__')",
+        ),
+        (
+            {"__timedelta__": True, "days": 1, "seconds": True, "microseconds": 0},
+            "Malformed __timedelta__ form at value: "
+            "'days', 'seconds' and 'microseconds' must be integers",
+        ),
+        (
+            {"__builtin_task_code__": "BROKER_ERROR"},
+            "Malformed __builtin_task_code__ form at value: "
+            "only valid as the error_code of a TaskError",
+        ),
+        (
+            {"__task_result__": True, "ok": 1},
+            "Malformed __task_result__ form at value: expected exactly "
+            "the keys '__task_result__', 'ok' and 'err'",
+        ),
+        (
+            {"__task_result__": True, "ok": None, "err": "boom"},
+            "Malformed __task_result__ form at value.err: 'err' must be a __task_error__ object",
+        ),
+        (
+            {"__task_error__": True, "message": 1},
+            "Malformed __task_error__ form at value.message: 'message' must be a string or null",
+        ),
+        (
+            {"__task_error__": True, "error_code": {"__builtin_task_code__": "NOPE"}},
+            "Unknown built-in error code 'NOPE' at value.error_code",
+        ),
+        (
+            {"__task_error__": True, "error_code": "BROKER_ERROR"},
+            "Cannot rebuild TaskError at value: ValueError: "
+            "'BROKER_ERROR' is a reserved built-in error code "
+            "(OperationalErrorCode.BROKER_ERROR). Pass the enum member directly.",
+        ),
+        (
+            {"__task_error__": True, "exception": "x"},
+            "Malformed __task_error__ form at value.exception: "
+            "'exception' must be an object or null",
+        ),
+        (
+            {"__enum__": True, "module": MOD, "qualname": "Color"},
+            "Malformed __enum__ form at value: needs 'name' or 'value'",
+        ),
+        (
+            {"__enum__": True, "module": MOD, "qualname": "Color", "name": "BLUE"},
+            "Enum 'Color' has no member 'BLUE' at value",
+        ),
+        (
+            {"__enum__": True, "module": MOD, "qualname": "Color", "value": 9},
+            "Enum 'Color' has no member with value 9 at value",
+        ),
+        (
+            {"__enum__": True, "module": MOD, "qualname": "Item", "name": "A"},
+            f"'{MOD}:Item' is not an Enum class at value",
+        ),
+        (
+            {"__dataclass__": True, "module": MOD, "qualname": "Vec", "data": {}},
+            f"'{MOD}:Vec' is not a dataclass at value",
+        ),
+        (
+            {"__msgspec_struct__": True, "module": MOD, "qualname": "Item", "data": {}},
+            f"'{MOD}:Item' is not a msgspec Struct at value",
+        ),
+        (
+            {"__pydantic_model__": True, "module": MOD, "qualname": "Item", "data": {}},
+            f"'{MOD}:Item' is not a pydantic model at value",
+        ),
+        (
+            {"__dataclass__": True, "module": MOD, "qualname": "Item", "data": []},
+            "Malformed __dataclass__ form at value: 'data' must be an object",
+        ),
+        (
+            {"__dataclass__": True, "module": 1, "qualname": "Item", "data": {}},
+            "Malformed __dataclass__ form at value: 'module' and 'qualname' must be strings",
+        ),
+        (
+            {"__pydantic_model__": True, "module": MOD, "qualname": "Model"},
+            "Malformed __pydantic_model__ form at value: 'data' is missing",
+        ),
     ],
 )
 def test_malformed_forms(codec, tree, message):
@@ -561,7 +680,8 @@ def test_constructor_errors(codec):
     assert message.startswith(f"Cannot rebuild 'Item' of module '{MOD}' at value: TypeError: ")
     checked = {"__dataclass__": True, "module": MOD, "qualname": "Checked", "data": {"n": -1}}
     assert decode_fails(codec, {"c": checked}) == (
-        f"Cannot rebuild 'Checked' of module '{MOD}' at value[\"c\"]: ValueError: n must not be negative"
+        f"Cannot rebuild 'Checked' of module '{MOD}' at value[\"c\"]: "
+        "ValueError: n must not be negative"
     )
     invalid = {"__pydantic_model__": True, "module": MOD, "qualname": "Model", "data": {"name": 1}}
     assert decode_fails(codec, invalid).startswith(
@@ -570,16 +690,29 @@ def test_constructor_errors(codec):
 
 
 def test_removed_fields_are_ignored(codec):
-    tree = {"__dataclass__": True, "module": MOD, "qualname": "Item",
-            "data": {"sku": "a", "qty": 2, "colour": "red"}}
+    tree = {
+        "__dataclass__": True,
+        "module": MOD,
+        "qualname": "Item",
+        "data": {"sku": "a", "qty": 2, "colour": "red"},
+    }
     assert codec.decode(tree) == s.Item("a", 2)
     tree = {"__msgspec_struct__": True, "module": MOD, "qualname": "Vec", "data": {"x": 1, "z": 3}}
     assert codec.decode(tree) == s.Vec(1)
 
 
 def test_decode_paths(codec):
-    tree = {"rows": [1, {"__dataclass__": True, "module": MOD, "qualname": "Node",
-                         "data": {"value": 1, "children": [{"__date__": True, "value": "x"}]}}]}
+    tree = {
+        "rows": [
+            1,
+            {
+                "__dataclass__": True,
+                "module": MOD,
+                "qualname": "Node",
+                "data": {"value": 1, "children": [{"__date__": True, "value": "x"}]},
+            },
+        ]
+    }
     assert decode_fails(codec, tree, "kwargs") == (
         "Invalid __date__ value 'x' at kwargs[\"rows\"][1].children[0]"
     )
@@ -588,9 +721,13 @@ def test_decode_paths(codec):
 
 
 def test_decode_args_and_kwargs(codec):
-    assert codec.decode_args([1, {"__date__": True, "value": "2031-01-01"}]) == [1, dt.date(2031, 1, 1)]
+    assert codec.decode_args([1, {"__date__": True, "value": "2031-01-01"}]) == [
+        1,
+        dt.date(2031, 1, 1),
+    ]
     assert codec.decode_kwargs({"a": [1], "__horsies_workflow_meta__": {"x": 1}}) == {
-        "a": [1], "__horsies_workflow_meta__": {"x": 1}
+        "a": [1],
+        "__horsies_workflow_meta__": {"x": 1},
     }
     with pytest.raises(SerializationError) as info:
         codec.decode_kwargs({"__uuid__": True, "value": "x"})
@@ -615,13 +752,26 @@ def test_caches_can_be_cleared(codec):
     assert codec.decode(tree) is s.Color.RED
 
 
-# --- the public module -----------------------------------------------------------------------------------
+# --- the public module ---------------------------------------------------------------------------
 
 
 def test_public_names():
-    for name in ["Json", "SerializationError", "SerdeResult", "to_jsonable", "rehydrate_value",
-                 "dumps_json", "loads_json", "args_to_json", "kwargs_to_json", "json_to_args",
-                 "json_to_kwargs", "task_result_from_json", "serialize_error_payload", "clear_caches"]:
+    for name in [
+        "Json",
+        "SerializationError",
+        "SerdeResult",
+        "to_jsonable",
+        "rehydrate_value",
+        "dumps_json",
+        "loads_json",
+        "args_to_json",
+        "kwargs_to_json",
+        "json_to_args",
+        "json_to_kwargs",
+        "task_result_from_json",
+        "serialize_error_payload",
+        "clear_caches",
+    ]:
         assert hasattr(public, name) and name in public.__all__
     assert issubclass(public.SerializationError, Exception)
 
@@ -631,15 +781,25 @@ def test_public_round_trip_example():
     assert result == Ok('{"when":{"__date__":true,"value":"2031-01-02"},"ids":[4,5]}')
     back = public.rehydrate_value(public.loads_json(result.ok_value).ok_value)
     assert back == Ok({"when": dt.date(2031, 1, 2), "ids": [4, 5]})
-    assert public.to_jsonable((1, dt.date(2031, 1, 2))) == Ok([1, {"__date__": True, "value": "2031-01-02"}])
+    assert public.to_jsonable((1, dt.date(2031, 1, 2))) == Ok(
+        [1, {"__date__": True, "value": "2031-01-02"}]
+    )
 
 
 def test_public_functions_return_err():
     error = public.dumps_json({"x": {1}}).err_value
     assert isinstance(error, SerializationError)
     assert str(error) == 'Cannot serialize value of type set at value["x"]'
-    assert str(public.dumps_json({1}, path="result").err_value) == "Cannot serialize value of type set at result"
+    assert (
+        str(public.dumps_json({1}, path="result").err_value)
+        == "Cannot serialize value of type set at result"
+    )
     assert public.to_jsonable(float("nan")).is_err()
+    # a TaskResult is named "result" unless told otherwise
+    assert str(public.dumps_json(TaskResult(ok={1})).err_value) == (
+        "Cannot serialize value of type set at result.ok"
+    )
+    assert str(public.to_jsonable(TaskResult(ok={1}), path="r").err_value).endswith("at r.ok")
     assert public.rehydrate_value({"__date__": True}).is_err()
 
 
@@ -665,12 +825,17 @@ def test_arguments():
     )
     assert public.json_to_args(None) == Ok([])
     assert public.json_to_kwargs(None) == Ok({})
-    assert public.json_to_args([1, {"__date__": True, "value": "2031-01-01"}]) == Ok([1, dt.date(2031, 1, 1)])
+    assert public.json_to_args([1, {"__date__": True, "value": "2031-01-01"}]) == Ok(
+        [1, dt.date(2031, 1, 1)]
+    )
     assert public.json_to_kwargs({"a": [1]}) == Ok({"a": [1]})
     assert str(public.json_to_args({"a": 1}).err_value) == (
         "Positional arguments must be a JSON array, got an object"
     )
-    assert str(public.json_to_kwargs([1]).err_value) == "Keyword arguments must be a JSON object, got an array"
+    assert (
+        str(public.json_to_kwargs([1]).err_value)
+        == "Keyword arguments must be a JSON object, got an array"
+    )
     assert str(public.json_to_args(["x", {"__date__": True, "value": 1}]).err_value) == (
         "Malformed __date__ form at args[1]: 'value' must be a string"
     )
@@ -679,16 +844,31 @@ def test_arguments():
 def test_task_result_from_json():
     ok = public.task_result_from_json({"__task_result__": True, "ok": [1], "err": None})
     assert ok == Ok(TaskResult(ok=[1]))
-    stored = orjson.loads(public.dumps_json(TaskResult(err=TaskError(
-        error_code=ContractCode.RETURN_TYPE_MISMATCH, message="m", data={"d": dt.date(2031, 1, 1)},
-    ))).ok_value)
+    stored = orjson.loads(
+        public.dumps_json(
+            TaskResult(
+                err=TaskError(
+                    error_code=ContractCode.RETURN_TYPE_MISMATCH,
+                    message="m",
+                    data={"d": dt.date(2031, 1, 1)},
+                )
+            )
+        ).ok_value
+    )
     failed = public.task_result_from_json(stored).ok_value
     assert failed.err_value.error_code is ContractCode.RETURN_TYPE_MISMATCH
     assert failed.err_value.data == {"d": dt.date(2031, 1, 1)}
-    for bad in [None, [], {"ok": 1, "err": None}, {"__task_result__": False, "ok": 1, "err": None},
-                {"__task_result__": True, "ok": 1, "err": None, "x": 1}]:
+    for bad in [
+        None,
+        [],
+        {"ok": 1, "err": None},
+        {"__task_result__": False, "ok": 1, "err": None},
+        {"__task_result__": True, "ok": 1, "err": None, "x": 1},
+    ]:
         result = public.task_result_from_json(bad)
-        assert result.is_err() and str(result.err_value).startswith("Malformed result envelope at result"), bad
+        assert result.is_err() and str(result.err_value).startswith(
+            "Malformed result envelope at result"
+        ), bad
     bad_error = public.task_result_from_json(
         {"__task_result__": True, "ok": None, "err": {"__task_error__": True, "message": 5}}
     )
@@ -699,21 +879,38 @@ def test_task_result_from_json():
 
 
 def test_hydration_errors_become_results(caplog):
-    stored = {"__task_result__": True, "err": None,
-              "ok": {"__dataclass__": True, "module": "billing.models", "qualname": "LineItem", "data": {}}}
+    stored = {
+        "__task_result__": True,
+        "err": None,
+        "ok": {
+            "__dataclass__": True,
+            "module": "billing.models",
+            "qualname": "LineItem",
+            "data": {},
+        },
+    }
     with caplog.at_level(logging.WARNING, logger="horsies"):
         result = public.task_result_from_json(stored)
     assert result.is_ok()
     error = result.ok_value.err_value
     assert error.error_code is ContractCode.PYDANTIC_HYDRATION_ERROR
-    assert error.message.startswith("Cannot import module 'billing.models' for 'LineItem' at result.ok")
+    assert error.message.startswith(
+        "Cannot import module 'billing.models' for 'LineItem' at result.ok"
+    )
     assert error.data == {}
-    assert any(r.levelno == logging.WARNING and "billing.models" in r.getMessage() for r in caplog.records)
+    assert any(
+        r.levelno == logging.WARNING and "billing.models" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_serialize_error_payload():
-    good = TaskResult(err=TaskError(error_code=OperationalErrorCode.WORKER_SERIALIZATION_ERROR,
-                                    message="bad", data={"task_name": "t"}))
+    good = TaskResult(
+        err=TaskError(
+            error_code=OperationalErrorCode.WORKER_SERIALIZATION_ERROR,
+            message="bad",
+            data={"task_name": "t"},
+        )
+    )
     assert orjson.loads(public.serialize_error_payload(good))["err"]["data"] == {"task_name": "t"}
     broken = TaskResult(err=TaskError(error_code="E", data={1, 2}))
     assert public.serialize_error_payload(broken) == public.FALLBACK_ERROR_JSON

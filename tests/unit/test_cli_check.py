@@ -87,6 +87,7 @@ def test_ok_output(project: Project) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("ok: all validations passed\n  2 task(s) registered\n")
     assert "speedups:" in result.stdout
+    assert "Discovered horsies" not in result.stderr  # default level is WARNING
 
 
 def test_check_imports_discovered_modules(project: Project) -> None:
