@@ -33,7 +33,9 @@ from horsies.errors import (
     SourceLocation,
     TaskDefinitionError,
     WorkflowValidationError,
+    is_user_file,
 )
+from horsies.config.retry import retry_policy_problem
 
 if TYPE_CHECKING:
     from horsies.app import Horsies
@@ -97,20 +99,12 @@ def _location_of(obj: Any) -> SourceLocation | None:
     return SourceLocation.from_function(fn)
 
 
-def _is_user_file(filename: str) -> bool:
-    try:
-        from horsies.errors import _is_user_file as is_user_file
-    except ImportError:  # pragma: no cover - defensive
-        return not filename.startswith("<")
-    return bool(is_user_file(filename))
-
-
 def _raise_site(tb: TracebackType | None) -> SourceLocation | None:
     """The innermost traceback frame in user code: where the import failed."""
     site: SourceLocation | None = None
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
-        if _is_user_file(filename):
+        if is_user_file(filename):
             site = SourceLocation(file=filename, line=tb.tb_lineno)
         tb = tb.tb_next
     return site
@@ -561,7 +555,7 @@ def _retry_policy_errors(
     if not isinstance(policy, RetryPolicy):
         problem: str | None = f"retry_policy must be a RetryPolicy, got {type(policy).__name__}"
     else:
-        problem = _retry_policy_problem(policy)
+        problem = retry_policy_problem(policy)
     if problem is None:
         return []
     return [TaskDefinitionError(
@@ -570,21 +564,6 @@ def _retry_policy_errors(
         help_text="build the policy with RetryPolicy.fixed([...], auto_retry_for=[...]) or "
         "RetryPolicy.exponential(..., auto_retry_for=[...])",
     ).with_location(location)]
-
-
-def _retry_policy_problem(policy: Any) -> str | None:
-    try:
-        from horsies.config.retry import _policy_problem
-    except ImportError:  # pragma: no cover - fall back to the auto_retry_for rule only
-        entries = getattr(policy, "auto_retry_for", None)
-        if not entries:
-            return "auto_retry_for must list at least one error code"
-        for index, entry in enumerate(entries):
-            problem = error_code_problem(entry)
-            if problem is not None:
-                return f"auto_retry_for[{index}]: {problem}"
-        return None
-    return _policy_problem(policy)
 
 
 def _check_runtime_policy(app: Horsies, modules: list[ModuleType]) -> list[HorsiesError]:

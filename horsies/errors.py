@@ -231,7 +231,6 @@ def is_user_file(filename: str) -> bool:
     return "site-packages" not in parts and "dist-packages" not in parts
 
 
-_is_user_file = is_user_file  # older internal spelling, kept for callers
 
 
 def find_user_frame() -> FrameType | None:

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from horsies.cli._common import LoglevelOption
+
 DEMO_HELP = (
     "Run a worker and a throughput test on a temporary embedded database (or --database-url), "
     "then print throughput and latency."
@@ -32,7 +34,7 @@ def demo(
     force: Annotated[bool, typer.Option(
         "--force", help="Run even if other workers are active on the database.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    loglevel: Annotated[str, typer.Option("--loglevel", help="Log level.")] = "WARNING",
+    loglevel: Annotated[str, LoglevelOption] = "WARNING",
 ) -> None:
     """Run the demo."""
     from horsies.banner import get_version

@@ -190,4 +190,3 @@ def _auto_retry_for_problem(policy: RetryPolicy) -> str | None:
     return None
 
 
-_policy_problem = retry_policy_problem  # older private name, still imported elsewhere

@@ -20,6 +20,7 @@ from horsies.config import PostgresConfig
 from horsies.db.listener import ResultListener
 from horsies.db.pool import AsyncPools, open_sync_pool
 from horsies.db.schema import ensure_schema_initialized, ensure_schema_initialized_async
+from horsies.errors import HorsiesError
 from horsies.info import BrokerErrorCode, BrokerOperationError
 from horsies.result import Err, Ok, Result
 from horsies.sql import queries
@@ -107,7 +108,7 @@ class PostgresBroker:
             return Err(
                 BrokerOperationError(
                     code=BrokerErrorCode.SCHEMA_INIT_FAILED,
-                    message=str(exc),
+                    message=exc.message if isinstance(exc, HorsiesError) else str(exc),
                     retryable=is_transient(exc),
                     exception=exc,
                 )

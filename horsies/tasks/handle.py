@@ -274,7 +274,10 @@ class TaskHandle(Generic[T]):
         result = None
         if include_result and row[18] is not None:
             parsed = loads_json(row[18])
-            decoded = task_result_from_json(parsed.ok_value) if parsed.is_ok() else parsed
+            if parsed.is_err():
+                return self._info_failed(None, f"stored result of {self.task_id} is invalid: "
+                                               f"{parsed.err_value}")
+            decoded = task_result_from_json(parsed.ok_value)
             if decoded.is_err():
                 return self._info_failed(None, f"stored result of {self.task_id} is invalid: "
                                                f"{decoded.err_value}")

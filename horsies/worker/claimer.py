@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
@@ -55,14 +56,11 @@ class Claimer:
         w = self.worker
         res = w.app.config.resilience
         self.failures += 1
-        delay_ms = min(res.db_retry_initial_ms * 2 ** (self.failures - 1), res.db_retry_max_ms)
-        limit = res.db_retry_max_attempts
-        log.error("Worker loop error: %s. Retrying in %.1fs (attempt %d/%s)", exc,
-                  delay_ms / 1000, self.failures, limit or "inf")
-        if limit and self.failures > limit:
+        if not res.retry_allowed(self.failures):
             raise exc
-        import asyncio
-
+        delay_ms = res.backoff_ms(self.failures)
+        log.error("Worker loop error: %s. Retrying in %.1fs (attempt %d/%s)", exc,
+                  delay_ms / 1000, self.failures, res.db_retry_max_attempts or "inf")
         await asyncio.sleep(delay_ms / 1000)
         await w._reconnect("claim")
 

@@ -91,7 +91,8 @@ class ChildPool:
             while child.conn.poll():
                 self._handle(child, protocol.decode(child.conn.recv_bytes()))
         except (EOFError, OSError):
-            self._stop_watching(child)
+            # The pipe closed: the child is exiting. Its sentinel reports the death.
+            self._remove_reader(child.conn.fileno())
 
     def _handle(self, child: Child, message: protocol.Message) -> None:
         if isinstance(message, protocol.Ready):
@@ -105,14 +106,16 @@ class ChildPool:
             self._on_result(child, message)
             self._on_idle()
 
-    def _stop_watching(self, child: Child) -> None:
-        if self._loop is None:
-            return
-        for fd in (child.conn.fileno(), child.process.sentinel):
+    def _remove_reader(self, fd: int) -> None:
+        if self._loop is not None:
             try:
                 self._loop.remove_reader(fd)
             except (ValueError, OSError):
                 pass
+
+    def _stop_watching(self, child: Child) -> None:
+        self._remove_reader(child.conn.fileno())
+        self._remove_reader(child.process.sentinel)
 
     def _died(self, child: Child) -> None:
         # A Result written just before dying is still in the pipe: take it first.

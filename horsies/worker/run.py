@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from horsies.db.broker import is_transient
@@ -26,33 +27,45 @@ def _loop_factory() -> object:
     return uvloop.new_event_loop
 
 
-async def ensure_schema_with_retries(app: Horsies) -> bool:
-    """Create the schema, retrying transient failures per WorkerResilienceConfig."""
+async def ensure_schema_with_retries(
+    app: Horsies, stopping: Callable[[], bool] = lambda: False
+) -> bool:
+    """Create the schema, retrying transient failures per WorkerResilienceConfig.
+
+    Returns False on a permanent failure, or when `stopping()` turns true
+    between attempts (a signal arrived while the database was unreachable).
+    """
     res = app.config.resilience
     attempt = 0
-    while True:
+    while not stopping():
         outcome = await app.get_broker().ensure_schema_initialized()
         if outcome.is_ok():
             return True
         error = outcome.err_value
         attempt += 1
-        limit = res.db_retry_max_attempts
-        if not error.retryable or (limit and attempt > limit):
+        if not error.retryable or not res.retry_allowed(attempt):
             log.error("Database initialization failed: %s", error.message)
             return False
-        delay = min(res.db_retry_initial_ms * 2 ** (attempt - 1), res.db_retry_max_ms) / 1000
+        delay = res.backoff_ms(attempt) / 1000
         log.error("Database initialization failed: %s. Retrying in %.1fs (attempt %d/%s)",
-                  error.message, delay, attempt, limit or "inf")
-        await asyncio.sleep(delay)
+                  error.message, delay, attempt, res.db_retry_max_attempts or "inf")
+        end = asyncio.get_running_loop().time() + delay
+        while not stopping() and asyncio.get_running_loop().time() < end:
+            await asyncio.sleep(0.1)
+    return False
 
 
 async def _main(app: Horsies, config: WorkerConfig) -> int:
-    if not await ensure_schema_with_retries(app):
-        return 1
-    await app.get_broker().close_async()
     worker = Worker(app, config)
     remove = install_signal_handlers(worker)
     try:
+        ready = await ensure_schema_with_retries(app, lambda: worker.stopping)
+        await app.get_broker().close_async()
+        if worker.stopping:
+            log.info("Worker stopped")
+            return 0
+        if not ready:
+            return 1
         return await worker.run_forever()
     except Exception as exc:
         log.error("worker failed: %s", exc, exc_info=not is_transient(exc))
