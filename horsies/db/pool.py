@@ -18,36 +18,33 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from horsies.config import PostgresConfig
 
-# A connection idle for less than this is trusted without a ping: pinging on
-# every checkout would double the round trips of a busy producer.
+# A connection checked out less than this long ago is trusted without a
+# ping: pinging on every checkout would double a busy producer's round trips.
+# (A `reset` callback could stamp returns instead, but it makes the pool hand
+# every returned connection to a background thread.)
 _PING_AFTER_IDLE_S = 2.0
 CONNECT_TIMEOUT_S = 10
-_LAST_USED = "_horsies_last_used"
+_LAST_CHECKED = "_horsies_last_checked"
 
 
 def connection_kwargs() -> dict[str, Any]:
     return {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S}
 
 
-def _mark_returned(conn: psycopg.Connection[Any]) -> None:
-    setattr(conn, _LAST_USED, time.monotonic())
-
-
-async def _amark_returned(conn: psycopg.AsyncConnection[Any]) -> None:
-    setattr(conn, _LAST_USED, time.monotonic())
-
-
-def _idle_for(conn: object) -> float:
-    return time.monotonic() - getattr(conn, _LAST_USED, 0.0)
+def _needs_ping(conn: object) -> bool:
+    now = time.monotonic()
+    stale = now - getattr(conn, _LAST_CHECKED, 0.0) > _PING_AFTER_IDLE_S
+    setattr(conn, _LAST_CHECKED, now)
+    return stale
 
 
 def _check(conn: psycopg.Connection[Any]) -> None:
-    if _idle_for(conn) > _PING_AFTER_IDLE_S:
+    if _needs_ping(conn):
         conn.execute("")
 
 
 async def _acheck(conn: psycopg.AsyncConnection[Any]) -> None:
-    if _idle_for(conn) > _PING_AFTER_IDLE_S:
+    if _needs_ping(conn):
         await conn.execute("")
 
 
@@ -66,7 +63,6 @@ def open_sync_pool(url: str, config: PostgresConfig) -> ConnectionPool:
     pool = ConnectionPool(
         url,
         check=_check if config.pool_pre_ping else None,
-        reset=_mark_returned,
         open=False,
         name="horsies-sync",
         **_sizes(config),
@@ -90,7 +86,6 @@ class AsyncPools:
         pool = AsyncConnectionPool(
             url,
             check=_acheck if config.pool_pre_ping else None,
-            reset=_amark_returned,
             open=False,
             name="horsies-async",
             **_sizes(config),

@@ -26,7 +26,7 @@ from horsies.errors import ConfigurationError, ErrorCode
 
 CLUSTER_DIR = "cluster"
 LOCK_FILE = "embedded.lock"
-_OWN_ENTRIES = frozenset({CLUSTER_DIR, LOCK_FILE})
+_OWN_ENTRIES = frozenset({CLUSTER_DIR, LOCK_FILE, ".DS_Store"})
 _PIDS_FILE = ".handle_pids.json"
 _LOG_FILE = "log"
 # Long enough for another process to run initdb and start the server.
@@ -53,14 +53,14 @@ def attach(root: Path) -> Attachment:
     try:
         cluster = root / CLUSTER_DIR
         server_cls = modules["pgserver"].PostgresServer
-        _prune_dead(server_cls, modules["psutil"], cluster)
         errors = _PgserverErrors()
         try:
+            _prune_dead(server_cls, modules["psutil"], cluster)
             with errors:
                 server = modules["pgserver"].get_server(cluster, cleanup_mode="stop")
                 url = str(server.get_uri())
         except Exception as exc:
-            _discard(server_cls, cluster)
+            _abandon(server_cls, cluster)
             raise _failure("could not be started", root, exc, errors.messages) from exc
         # Detaching at exit is done by horsies.embedded, which prunes first.
         atexit.unregister(server._cleanup)
@@ -199,6 +199,19 @@ class _PgserverErrors(logging.Handler):
 
     def __exit__(self, *exc_info: object) -> None:
         logging.getLogger("pgserver").removeHandler(self)
+
+
+def _abandon(server_cls: Any, cluster: Path) -> None:
+    """After a failed attach: leave (stopping a server this process started), forget."""
+    instance = server_cls._instances.get(cluster.resolve())
+    if instance is None:
+        return
+    atexit.unregister(instance._cleanup)
+    try:
+        instance._cleanup()
+    except Exception:  # noqa: BLE001 - the original failure is what gets reported
+        pass
+    server_cls._instances.pop(cluster.resolve(), None)
 
 
 def _failure(

@@ -270,3 +270,154 @@ WHERE id BETWEEN %(first)s::uuid AND %(last)s::uuid
 -- name: demo_delete_tasks
 -- Remove the demo's rows (attempts go with them).
 DELETE FROM horsies_tasks WHERE id = ANY(%(ids)s::uuid[]);
+
+-- name: heartbeat_claimer_insert
+-- Claimer heartbeat: one row per task this worker holds CLAIMED (feeds the stale-claim check).
+INSERT INTO horsies_heartbeats (task_id, sender_id, role, hostname, pid)
+SELECT id, %(worker_id)s, 'claimer', %(hostname)s, %(pid)s
+FROM horsies_tasks
+WHERE status = 'CLAIMED' AND claimed_by_worker_id = %(worker_id)s;
+
+-- name: task_lease_renew
+-- T3: renew the leases of this worker's claims that are not older than max_claim_renew_age_ms.
+UPDATE horsies_tasks
+SET claim_expires_at = statement_timestamp() + %(lease_ms)s * INTERVAL '1 millisecond',
+    updated_at = statement_timestamp()
+WHERE status = 'CLAIMED'
+  AND claimed_by_worker_id = %(worker_id)s
+  AND claimed_at >= statement_timestamp() - %(max_claim_renew_age_ms)s * INTERVAL '1 millisecond';
+
+-- name: heartbeat_runner_insert_many
+-- Runner heartbeats of every child that reported during the last interval, one statement.
+INSERT INTO horsies_heartbeats (task_id, sender_id, role, hostname, pid)
+SELECT b.task_id, b.sender_id, 'runner', %(hostname)s, b.pid
+FROM unnest(%(task_ids)s::uuid[], %(sender_ids)s::text[], %(pids)s::int[])
+     AS b(task_id, sender_id, pid);
+
+-- name: task_requeue_stale_claimed
+-- T7: stale claims (no claimer heartbeat since the threshold) go back to PENDING.
+WITH stale AS (
+    SELECT t.id
+    FROM horsies_tasks AS t
+    LEFT JOIN LATERAL (
+        SELECT max(h.sent_at) AS last_beat
+        FROM horsies_heartbeats AS h
+        WHERE h.task_id = t.id AND h.role = 'claimer'
+    ) AS hb ON TRUE
+    WHERE t.status = 'CLAIMED'
+      AND GREATEST(hb.last_beat, t.claimed_at)
+          < statement_timestamp() - %(threshold_ms)s * INTERVAL '1 millisecond'
+    FOR UPDATE OF t SKIP LOCKED
+)
+UPDATE horsies_tasks AS t
+SET status = 'PENDING', claimed = FALSE, claimed_at = NULL,
+    claimed_by_worker_id = NULL, claim_expires_at = NULL,
+    updated_at = statement_timestamp()
+FROM stale
+WHERE t.id = stale.id AND t.status = 'CLAIMED';
+
+-- name: task_stale_running_scan
+-- Candidates for the stale-run crash path: RUNNING rows without a recent runner heartbeat.
+SELECT t.id::text
+FROM horsies_tasks AS t
+LEFT JOIN LATERAL (
+    SELECT max(h.sent_at) AS last_beat
+    FROM horsies_heartbeats AS h
+    WHERE h.task_id = t.id AND h.role = 'runner'
+) AS hb ON TRUE
+WHERE t.status = 'RUNNING'
+  AND GREATEST(hb.last_beat, t.started_at)
+      < statement_timestamp() - %(threshold_ms)s * INTERVAL '1 millisecond'
+ORDER BY t.id
+FOR UPDATE OF t SKIP LOCKED;
+
+-- name: task_stale_running_lock
+-- Crash path of the reaper: lock one RUNNING row that is still stale under the lock.
+SELECT t.id::text, t.queue_name, t.retry_count, t.max_retries, t.task_options,
+       t.good_until, t.started_at, t.claimed_by_worker_id,
+       t.worker_hostname, t.worker_pid, t.worker_process_name,
+       clock_timestamp() AS db_now
+FROM horsies_tasks AS t
+WHERE t.id = %(id)s AND t.status = 'RUNNING'
+  AND GREATEST(
+        (SELECT max(h.sent_at) FROM horsies_heartbeats AS h
+         WHERE h.task_id = t.id AND h.role = 'runner'),
+        t.started_at)
+      < clock_timestamp() - %(threshold_ms)s * INTERVAL '1 millisecond'
+FOR UPDATE OF t SKIP LOCKED;
+
+-- name: task_expire_pending
+-- T9: PENDING rows whose good_until passed become EXPIRED with the TASK_EXPIRED result.
+UPDATE horsies_tasks
+SET status = 'EXPIRED', failed_at = statement_timestamp(), updated_at = statement_timestamp(),
+    error_code = 'TASK_EXPIRED',
+    result = '{"__task_result__":true,"ok":null,"err":{"__task_error__":true,'
+             || '"error_code":{"__builtin_task_code__":"TASK_EXPIRED"},'
+             || '"message":"Task expired: good_until deadline passed before execution started",'
+             || '"data":null}}'
+WHERE status = 'PENDING'
+  AND good_until IS NOT NULL AND good_until <= statement_timestamp();
+
+-- name: retention_try_lock
+-- One worker prunes at a time: try the retention advisory lock (session level).
+SELECT pg_try_advisory_lock(%(key)s);
+
+-- name: retention_unlock
+-- Release the retention advisory lock.
+SELECT pg_advisory_unlock(%(key)s);
+
+-- name: retention_heartbeats_delete
+-- Retention: one chunk of heartbeat rows older than the threshold.
+DELETE FROM horsies_heartbeats
+WHERE id IN (
+    SELECT id FROM horsies_heartbeats
+    WHERE sent_at < statement_timestamp() - %(hours)s * INTERVAL '1 hour'
+    LIMIT %(chunk)s
+);
+
+-- name: retention_worker_states_delete
+-- Retention: one chunk of worker-state snapshots older than the threshold.
+DELETE FROM horsies_worker_states
+WHERE id IN (
+    SELECT id FROM horsies_worker_states
+    WHERE snapshot_at < statement_timestamp() - %(hours)s * INTERVAL '1 hour'
+    LIMIT %(chunk)s
+);
+
+-- name: retention_workflow_tasks_delete
+-- Retention: one chunk of nodes of terminal workflows older than the threshold.
+DELETE FROM horsies_workflow_tasks
+WHERE id IN (
+    SELECT wt.id
+    FROM horsies_workflow_tasks AS wt
+    JOIN horsies_workflows AS w ON w.id = wt.workflow_id
+    WHERE w.status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+      AND w.updated_at < statement_timestamp() - %(hours)s * INTERVAL '1 hour'
+    LIMIT %(chunk)s
+);
+
+-- name: retention_workflows_delete
+-- Retention: one chunk of terminal workflows older than the threshold.
+DELETE FROM horsies_workflows
+WHERE id IN (
+    SELECT id FROM horsies_workflows
+    WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+      AND updated_at < statement_timestamp() - %(hours)s * INTERVAL '1 hour'
+    LIMIT %(chunk)s
+);
+
+-- name: retention_tasks_delete
+-- Retention: one chunk of terminal tasks older than the threshold, unless a live workflow owns them.
+DELETE FROM horsies_tasks
+WHERE id IN (
+    SELECT t.id FROM horsies_tasks AS t
+    WHERE t.status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED')
+      AND t.updated_at < statement_timestamp() - %(hours)s * INTERVAL '1 hour'
+      AND NOT EXISTS (
+          SELECT 1 FROM horsies_workflow_tasks AS wt
+          JOIN horsies_workflows AS w ON w.id = wt.workflow_id
+          WHERE wt.task_id = t.id
+            AND w.status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+      )
+    LIMIT %(chunk)s
+);

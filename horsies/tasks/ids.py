@@ -6,7 +6,7 @@ one statement is claimed in id order, i.e. in input order.
 
 from __future__ import annotations
 
-import os
+import random
 import threading
 import time
 import uuid
@@ -21,7 +21,7 @@ def _next_ms_and_seq() -> tuple[int, int]:
     now_ms = time.time_ns() // 1_000_000
     with _lock:
         if now_ms > _last_ms:
-            _last_ms, _seq = now_ms, int.from_bytes(os.urandom(2), "big") & 0x3FF
+            _last_ms, _seq = now_ms, random.getrandbits(10)
         else:
             _seq += 1
             if _seq > 0xFFF:  # 4096 ids in one millisecond: borrow the next one
@@ -32,7 +32,8 @@ def _next_ms_and_seq() -> tuple[int, int]:
 def new_task_id() -> str:
     """A new UUIDv7 in canonical text form; later calls sort after earlier ones."""
     ms, seq = _next_ms_and_seq()
-    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    # Uniqueness comes from the clock and the counter; these bits need not be secret.
+    rand_b = random.getrandbits(62)
     value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | rand_b
     return str(uuid.UUID(int=value))
 

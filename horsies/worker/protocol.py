@@ -33,7 +33,13 @@ class Stop(msgspec.Struct, tag="stop"):
     pass
 
 
-Message = Ready | Run | Result | Stop
+class Beat(msgspec.Struct, tag="beat"):
+    """Runner heartbeat report: the child is alive and still running `task_id`."""
+
+    task_id: str
+
+
+Message = Ready | Run | Result | Stop | Beat
 
 encode = msgspec.msgpack.Encoder().encode
 decode = msgspec.msgpack.Decoder(Message).decode
