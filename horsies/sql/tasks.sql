@@ -421,3 +421,34 @@ WHERE id IN (
       )
     LIMIT %(chunk)s
 );
+
+-- name: retention_workflow_tables_exist
+-- Whether the workflow tables exist yet (retention skips their categories otherwise).
+SELECT to_regclass('horsies_workflows') IS NOT NULL
+   AND to_regclass('horsies_workflow_tasks') IS NOT NULL;
+
+-- name: retention_tasks_delete_standalone
+-- Retention without workflow tables: one chunk of terminal tasks older than the threshold.
+DELETE FROM horsies_tasks
+WHERE id IN (
+    SELECT id FROM horsies_tasks
+    WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED')
+      AND updated_at < statement_timestamp() - %(hours)s * INTERVAL '1 hour'
+    LIMIT %(chunk)s
+);
+
+-- name: task_reconfirm_many
+-- T4 replayed after a confirmation whose commit went unacknowledged: own RUNNING rows never handed out.
+WITH pick(id, pid) AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(pids)s::int[])
+)
+UPDATE horsies_tasks AS t
+SET started_at = statement_timestamp(),
+    worker_pid = pick.pid, worker_hostname = %(hostname)s,
+    worker_process_name = 'worker-' || pick.pid,
+    updated_at = statement_timestamp()
+FROM pick
+WHERE t.id = pick.id
+  AND t.status = 'RUNNING'
+  AND t.claimed_by_worker_id = %(worker_id)s
+RETURNING t.id::text;

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from types import FunctionType, MappingProxyType, MethodType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -14,6 +15,7 @@ from horsies.codes import error_code_problem
 from horsies.config import RetryPolicy, exception_mapper_problems
 from horsies.errors import (
     ErrorCode,
+    HorsiesError,
     SourceLocation,
     TaskDefinitionError,
 )
@@ -32,8 +34,14 @@ _KNOWN_OPTIONS = {"queue_name", "retry_policy", "exception_mapper", "default_unh
 MAX_TASK_NAME = 255
 
 
+_OWN_MODULES = frozenset({__name__, "horsies.app"})
+
+
 def _caller_location() -> SourceLocation | None:
-    frame = sys._getframe(3)
+    """The frame that called `app.task(...)`: the first one outside app.py and this module."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") in _OWN_MODULES:
+        frame = frame.f_back
     return SourceLocation.from_frame(frame) if frame is not None else None
 
 
@@ -125,18 +133,20 @@ def _is_predecorated(fn: Any) -> bool:
 
 def _check_callable(fn: Any, location: SourceLocation | None) -> None:
     """Checks 7-8: a plain synchronous function, not already wrapped."""
+    # Wrapped objects first: a task function (of any app) is not a FunctionType,
+    # yet it must be reported as already decorated (HRS-104), not as HRS-102.
+    if _is_predecorated(fn):
+        raise TaskDefinitionError(
+            f"'{getattr(fn, '__name__', type(fn).__name__)}' is already decorated",
+            code=ErrorCode.TASK_PREDECORATED_NOT_SUPPORTED,
+            location=location,
+            help_text="apply @app.task directly to the undecorated function",
+        )
     if not isinstance(fn, FunctionType | MethodType):
         raise TaskDefinitionError(
             f"@app.task needs a Python function, got {type(fn).__name__}",
             code=ErrorCode.TASK_INVALID_OPTIONS,
             location=location,
-        )
-    if _is_predecorated(fn):
-        raise TaskDefinitionError(
-            f"'{fn.__name__}' is already decorated",
-            code=ErrorCode.TASK_PREDECORATED_NOT_SUPPORTED,
-            location=location,
-            help_text="apply @app.task directly to the undecorated function",
         )
     if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn) or (
         inspect.isasyncgenfunction(fn)
@@ -178,6 +188,17 @@ def _source_key(fn: Any) -> str | None:
     return f"{os.path.realpath(code.co_filename)}:{code.co_firstlineno}"
 
 
+@contextlib.contextmanager
+def _located(location: SourceLocation | None) -> Iterator[None]:
+    """Give a HorsiesError raised inside the function's source location."""
+    try:
+        yield
+    except HorsiesError as exc:
+        if location is not None:
+            exc.location = location
+        raise
+
+
 def task_decorator(
     app: Horsies, task_name: Any, func: Callable[..., Any] | None, options: dict[str, Any]
 ) -> Any:
@@ -186,11 +207,13 @@ def task_decorator(
     def apply(fn: Callable[..., Any]) -> TaskFunction[Any, Any]:
         location = SourceLocation.from_function(fn) if callable(fn) else None
         _check_function_options(options, location)
-        queue_name = app.validate_queue_name(options.get("queue_name"))
+        with _located(location):  # checks 6 and 11 raise from app code: point at fn
+            queue_name = app.validate_queue_name(options.get("queue_name"))
         _check_callable(fn, location)
         ok_type, err_type = _return_types(fn, location)
         task = TaskFunction(app, task_name, fn, options, queue_name, ok_type, err_type)
-        registered = app.tasks.register(task, name=task_name, source=_source_key(fn))
+        with _located(location):
+            registered = app.tasks.register(task, name=task_name, source=_source_key(fn))
         if not registered:  # same source imported twice: keep the first entry
             return app.tasks[task_name]  # type: ignore[no-any-return]
         return task

@@ -7,6 +7,7 @@ one statement is claimed in id order, i.e. in input order.
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 import uuid
@@ -43,12 +44,13 @@ def new_task_ids(count: int) -> list[str]:
     return [new_task_id() for _ in range(count)]
 
 
+# The forms PostgreSQL's uuid input accepts: 32 hex digits, a hyphen allowed after
+# any group of four, optionally inside one pair of braces. uuid.UUID is laxer
+# ("urn:uuid:" prefixes, stray hyphens, "_", "+", spaces), and such a string would
+# make the query fail instead of matching no row.
+_PG_UUID = re.compile(r"(\{)?[0-9a-fA-F]{4}(?:-?[0-9a-fA-F]{4}){7}(?(1)\})")
+
+
 def is_uuid(value: object) -> bool:
     """True for a string PostgreSQL will accept as a uuid; other ids match no row."""
-    if not isinstance(value, str):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+    return isinstance(value, str) and _PG_UUID.fullmatch(value) is not None

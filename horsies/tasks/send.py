@@ -68,12 +68,23 @@ class Prepared:
     max_retries: int
 
 
+def _utc_overflows(value: datetime) -> bool:
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return True
+    return False
+
+
 def _check_options(options: SendOptions, delay: int | None, *, is_async: bool) -> str | None:
     deadline = options.deadline
     if deadline is not None and (
         not isinstance(deadline, datetime) or deadline.utcoffset() is None
     ):
         return "good_until must be a timezone-aware datetime"
+    if deadline is not None and _utc_overflows(deadline):
+        # The fingerprint converts it to UTC; the send must not raise there.
+        return "good_until is out of range once converted to UTC"
     priority = options.priority
     if priority is not None and (
         isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 100
@@ -205,12 +216,17 @@ class TaskSender:
         options: SendOptions,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        delay: int | None,
+        delay: Any,
         *,
         is_async: bool,
     ) -> Prepared | Err[TaskSendError]:
+        """`delay` is NOT_GIVEN for a send; schedule() hands over whatever it was given."""
         if (blocked := self.suppressed()) is not None:
             return blocked
+        if delay is NOT_GIVEN:
+            delay = None
+        elif delay is None:  # schedule(None, ...) must not turn into a plain send
+            return invalid("delay must be an int >= 0 seconds, got None")
         if (problem := _check_options(options, delay, is_async=is_async)) is not None:
             return invalid(problem)
         queue = self.resolve_queue(options)
@@ -378,7 +394,7 @@ class TaskSender:
 
     def send(
         self, options: SendOptions, args: tuple[Any, ...], kwargs: dict[str, Any], *,
-        delay: int | None = None,
+        delay: Any = NOT_GIVEN,
     ) -> Any:
         prepared = self.prepare(options, args, kwargs, delay, is_async=False)
         if isinstance(prepared, Err):
@@ -387,7 +403,7 @@ class TaskSender:
 
     async def send_async(
         self, options: SendOptions, args: tuple[Any, ...], kwargs: dict[str, Any], *,
-        delay: int | None = None,
+        delay: Any = NOT_GIVEN,
     ) -> Any:
         prepared = self.prepare(options, args, kwargs, delay, is_async=True)
         if isinstance(prepared, Err):

@@ -64,7 +64,8 @@ TaskSendResult = Union[Ok[T], Err[TaskSendError]]  # noqa: UP007 (subscriptable 
 
 
 def _utc_text(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    # isoformat, not strftime: "%Y" drops the zero padding of years before 1000.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def enqueue_sha(

@@ -157,8 +157,45 @@ def _serve(app: Any, conn: Connection) -> None:
         if isinstance(message, protocol.Stop):
             return
         if isinstance(message, protocol.Run):
-            outcome = execute(app, message)
+            beats = _RunnerHeartbeat(conn, message)
             try:
-                conn.send_bytes(protocol.encode(outcome))
+                outcome = execute(app, message)
+            finally:
+                beats.stop()
+            try:
+                with beats.lock:
+                    conn.send_bytes(protocol.encode(outcome))
             except (BrokenPipeError, OSError):
                 return
+
+
+class _RunnerHeartbeat:
+    """Daemon thread reporting `Beat` over the pipe while a task runs (workers.md §7.3).
+
+    The main process writes the runner heartbeat rows; a child whose thread is
+    starved (or that hangs with the GIL held) stops reporting and goes stale.
+    """
+
+    def __init__(self, conn: Connection, run: protocol.Run) -> None:
+        self.lock = threading.Lock()  # the pipe is shared with the Result send
+        self._conn = conn
+        self._beat = protocol.encode(protocol.Beat(task_id=run.task_id))
+        self._interval = max(0.05, run.runner_heartbeat_interval_ms / 1000)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="horsies-runner-heartbeat",
+                                        daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                with self.lock:
+                    if self._stopped.is_set():
+                        return
+                    self._conn.send_bytes(self._beat)
+            except (BrokenPipeError, OSError):
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(1.0)

@@ -85,6 +85,7 @@ class Plan:
             "error_messages", "failed_reasons", "worker_ids", "worker_hostnames", "worker_pids",
             "worker_process_names")}
         self.retries: list[tuple[str, str, datetime]] = []  # (task id, queue, when)
+        self.retry_numbers: dict[str, int] = {}  # task id -> its new retry_count
         self.queues: dict[str, str] = {}  # queue -> one task id, for capacity notices
 
     def add(self, row: dict[str, Any], ending: Ending) -> None:
@@ -96,6 +97,7 @@ class Plan:
             self.retry["ids"].append(ending.task_id)
             self.retry["next_retry_ats"].append(when)
             self.retries.append((ending.task_id, row["queue_name"], when))
+            self.retry_numbers[ending.task_id] = row["retry_count"] + 1
         else:
             self.fail["ids"].append(ending.task_id)
             self.fail["results"].append(ending.result_json)
@@ -137,14 +139,16 @@ async def _locked_rows(
     conn: psycopg.AsyncConnection[Any], sql: str, params: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
     cur = await conn.execute(sql, params)
+    rows = await cur.fetchall()  # first: in pipeline mode the description arrives with the rows
     names = [d.name for d in cur.description or ()]
-    return {row[0]: dict(zip(names, row, strict=True)) for row in await cur.fetchall()}
+    return {row[0]: dict(zip(names, row, strict=True)) for row in rows}
 
 
 async def finalize_batch(conn: psycopg.AsyncConnection[Any], endings: list[Ending]) -> Plan:
     """Phase 1 for a batch of child results; returns what was written."""
     plan = Plan()
-    async with conn.transaction():
+    # Pipeline mode: BEGIN + lock in one round trip, then every write + COMMIT in one more.
+    async with conn.pipeline(), conn.transaction():
         rows = await _locked_rows(conn, queries["task_finalize_lock_many"],
                                   {"ids": [e.task_id for e in endings]})
         for ending in endings:
@@ -158,8 +162,12 @@ async def finalize_batch(conn: psycopg.AsyncConnection[Any], endings: list[Endin
     return plan
 
 
-def crash_result_json(task_id: str, reason: str, row: dict[str, Any], worker_id: str) -> str:
-    """The stored WORKER_CRASHED result (lifecycle-and-schema.md §3.4)."""
+def crash_result_json(
+    task_id: str, reason: str, row: dict[str, Any], worker_id: str,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """The stored WORKER_CRASHED result (lifecycle-and-schema.md §3.4); `extra`
+    adds the reaper's threshold fields to `data`."""
     from horsies.codec import serialize_error_payload
     from horsies.codes import OperationalErrorCode
     from horsies.task_result import TaskError, TaskResult
@@ -171,6 +179,7 @@ def crash_result_json(task_id: str, reason: str, row: dict[str, Any], worker_id:
         "worker_pid": row.get("worker_pid"),
         "started_at": started.isoformat() if started is not None else None,
         "detected_at": row["db_now"].isoformat(),
+        **(extra or {}),
     }
     error = TaskError(error_code=OperationalErrorCode.WORKER_CRASHED, message=reason, data=data)
     return serialize_error_payload(TaskResult(err=error))

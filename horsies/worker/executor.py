@@ -29,6 +29,7 @@ class Child:
     ready: bool = False
     task_id: str | None = None  # the task it runs, until its Result arrives
     gone: bool = False
+    beat: bool = False  # a runner heartbeat report arrived since the last write
     pid: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -101,8 +102,11 @@ class ChildPool:
             if sum(c.ready for c in self.children if not c.gone) >= self.size:
                 self._all_ready.set()
             self._on_idle()
+        elif isinstance(message, protocol.Beat):
+            child.beat = child.task_id == message.task_id
         elif isinstance(message, protocol.Result):
             child.task_id = None
+            child.beat = False
             self._on_result(child, message)
             self._on_idle()
 

@@ -8,13 +8,14 @@ listener), whatever the number of children.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import os
 import signal
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ from horsies.worker.claimer import Claimer
 from horsies.worker.completer import MAX_BATCH, Ending, finalize_batch, finalize_crash
 from horsies.worker.config import WorkerConfig
 from horsies.worker.executor import Child, ChildPool
+from horsies.worker.heartbeat import Heartbeats
+from horsies.worker.recovery import Reaper
 from horsies.worker.snapshots import Snapshots
 from horsies.config import DEFAULT_CLAIM_LEASE_MS
 
@@ -93,6 +96,16 @@ class Worker:
         )
         self.claimer = Claimer(self)
         self.snapshots = Snapshots(self)
+        self.heartbeats = Heartbeats(self)
+        self.reaper = Reaper(self)
+        # One operation at a time per connection: the service and writer
+        # connections are shared by several coroutines.
+        self.service_lock = asyncio.Lock()
+        self.writer_lock = asyncio.Lock()
+        self._dispatch_failures = 0
+        # Tasks whose confirmation failed on a lost connection: its commit may have
+        # landed, leaving the row RUNNING for a task no child has started.
+        self._uncertain: set[str] = set()
 
     # -- counters the budget uses ---------------------------------------------
 
@@ -141,9 +154,20 @@ class Worker:
 
     async def _crash(self, task_id: str, pid: int, reason: str) -> None:
         try:
-            plan = await finalize_crash(self._conns["writer"], task_id, pid, self.worker_id,
-                                        reason)
-            self._after_finalize(plan)
+            for attempt in range(4):
+                try:
+                    async with self.writer_lock:
+                        plan = await finalize_crash(self._conns["writer"], task_id, pid,
+                                                    self.worker_id, reason)
+                    self._after_finalize(plan)
+                    break
+                except Exception as exc:
+                    if not is_transient(exc) or attempt == 3:
+                        raise
+                    log.warning("crash path for task %s failed (%s); retrying", task_id, exc)
+                    await asyncio.sleep(0.5 * 2 ** attempt)
+                    async with self.writer_lock:
+                        await self._reconnect("writer")
         except Exception:
             log.exception("crash path failed for task %s", task_id)
         finally:
@@ -200,23 +224,33 @@ class Worker:
         self._spawn(self._listen_loop(channels), "listener")
 
     async def _listen_loop(self, channels: list[str]) -> None:
-        delay = self.app.config.resilience.db_retry_initial_ms / 1000
+        res = self.app.config.resilience
+        failures = 0
         while not self.stopping:
             try:
                 async for _note in self._conns["listener"].notifies():
+                    failures = 0
                     self.wake.set()
-            except psycopg.Error as exc:
+            except (psycopg.Error, OSError) as exc:
                 if self.stopping:
                     return
-                log.warning("listener connection lost: %s; reconnecting", exc)
+                failures += 1
+                if not res.retry_allowed(failures):
+                    raise
+                delay = res.backoff_ms(failures) / 1000
+                log.warning("listener connection lost: %s; reconnecting in %.1fs (attempt %d/%s)",
+                            exc, delay, failures, res.db_retry_max_attempts or "inf")
                 await asyncio.sleep(delay)
                 try:
                     conn = await connect(self.app.get_broker().url(), autocommit=True)
                     for channel in channels:
                         await conn.execute(f'LISTEN "{channel}"')
-                    self._conns["listener"] = conn
+                    old, self._conns["listener"] = self._conns["listener"], conn
+                    with contextlib.suppress(Exception):
+                        await old.close()
+                    failures = 0
                     self.wake.set()  # notifications sent meanwhile are lost
-                except psycopg.Error:
+                except (psycopg.Error, OSError):
                     continue
 
     def _log_config(self) -> None:
@@ -241,6 +275,10 @@ class Worker:
         self._spawn(self._writer_loop(), "result-writer")
         self._spawn(self._dispatch_loop(), "dispatcher")
         self._spawn(self.snapshots.loop(), "snapshots")
+        self._spawn(self.heartbeats.claimer_loop(), "claimer-heartbeat")
+        self._spawn(self.heartbeats.runner_loop(), "runner-heartbeat")
+        self.reaper.log_config()
+        self._spawn(self.reaper.loop(), "reaper")
         log.info("Worker started")
         self._started.set()
 
@@ -283,12 +321,15 @@ class Worker:
         self.in_dispatch += len(batch)
         conn = self._conns["dispatch"]
         try:
-            async with conn.transaction():
+            async with conn.pipeline(), conn.transaction():
                 cur = await conn.execute(queries["task_confirm_many"], {
                     "ids": [t.task_id for t in batch], "pids": [c.pid for c in children],
                     "hostname": self.hostname, "worker_id": self.worker_id})
                 confirmed = {row[0] for row in await cur.fetchall()}
                 lost = [t.task_id for t in batch if t.task_id not in confirmed]
+                if lost and self._uncertain:
+                    confirmed |= await self._reconfirm(conn, batch, children, confirmed)
+                    lost = [t.task_id for t in batch if t.task_id not in confirmed]
                 expired = set()
                 if lost:
                     cur = await conn.execute(queries["task_expire_claimed_many"],
@@ -299,6 +340,8 @@ class Worker:
             await self._dispatch_failed(batch, exc)
             return
         self.in_dispatch -= len(batch)
+        self._dispatch_failures = 0
+        self._uncertain.difference_update(t.task_id for t in batch)
         interval = self.app.config.recovery.runner_heartbeat_interval_ms
         for task, child in zip(batch, children, strict=True):
             if task.task_id in confirmed:
@@ -309,15 +352,36 @@ class Worker:
                 log.info("Task %s expired before start (TASK_EXPIRED)", task.task_id)
             else:
                 log.info("Task %s dropped: claim lost before start (CLAIM_LOST)", task.task_id)
-        if len(confirmed) < len(batch):
+        # Confirmed claims leave local_claimed: where the claim ceiling can bind (soft cap,
+        # explicit --max-claim-per-worker) the claimer has room again without any event.
+        ceiling_binds = self.app.config.prefetch_buffer > 0 or self.config.max_claim_per_worker > 0
+        if len(confirmed) < len(batch) or (confirmed and ceiling_binds):
             self.wake.set()
 
+    async def _reconfirm(self, conn: psycopg.AsyncConnection[Any], batch: list[ReadyTask],
+                         children: list[Child], confirmed: set[str]) -> set[str]:
+        """Hand out again the uncertain tasks that an unacknowledged commit made RUNNING."""
+        replay = [(t.task_id, c.pid) for t, c in zip(batch, children, strict=True)
+                  if t.task_id in self._uncertain and t.task_id not in confirmed]
+        if not replay:
+            return set()
+        cur = await conn.execute(queries["task_reconfirm_many"], {
+            "ids": [i for i, _ in replay], "pids": [p for _, p in replay],
+            "hostname": self.hostname, "worker_id": self.worker_id})
+        return {row[0] for row in await cur.fetchall()}
+
     async def _dispatch_failed(self, batch: list[ReadyTask], exc: BaseException) -> None:
-        if is_transient(exc):
+        res = self.app.config.resilience
+        if is_transient(exc) and res.retry_allowed(self._dispatch_failures + 1):
+            self._dispatch_failures += 1
+            self._uncertain.update(t.task_id for t in batch)
             for task in batch:
                 heapq.heappush(self.ready, task)
-            log.warning("ownership confirmation failed: %s; retrying", exc)
-            await asyncio.sleep(self.app.config.resilience.db_retry_initial_ms / 1000)
+            delay = res.backoff_ms(self._dispatch_failures) / 1000
+            log.warning("ownership confirmation failed: %s; retrying in %.1fs (attempt %d/%s)",
+                        exc, delay, self._dispatch_failures, res.db_retry_max_attempts or "inf")
+            await asyncio.sleep(delay)
+            await self._reconnect("dispatch")
             self.dispatch_wake.set()
             return
         log.error("ownership confirmation failed (OWNERSHIP_UNCONFIRMED): %s", exc)
@@ -327,8 +391,7 @@ class Worker:
         """T5: give claims back so that another worker can take them."""
         if not task_ids:
             return
-        conn = self._conns["service"]
-        async with conn.transaction():
+        async with self.service_tx() as conn:
             await conn.execute(queries["task_release_many"],
                                {"ids": task_ids, "worker_id": self.worker_id})
 
@@ -346,7 +409,8 @@ class Worker:
         delays = (0.5, 1.0, 2.0)
         for attempt in range(len(delays) + 1):
             try:
-                plan = await finalize_batch(self._conns["writer"], batch)
+                async with self.writer_lock:
+                    plan = await finalize_batch(self._conns["writer"], batch)
                 break
             except Exception as exc:
                 if not is_transient(exc) or attempt == len(delays):
@@ -356,7 +420,8 @@ class Worker:
                     break
                 log.warning("finalize failed (%s); retrying in %.1fs", exc, delays[attempt])
                 await asyncio.sleep(delays[attempt])
-                await self._reconnect("writer")
+                async with self.writer_lock:
+                    await self._reconnect("writer")
         for ending in batch:
             self.running.pop(ending.task_id, None)
         if plan is not None:
@@ -366,7 +431,8 @@ class Worker:
     def _after_finalize(self, plan: Any) -> None:
         loop = asyncio.get_running_loop()
         for task_id, queue, when in plan.retries:
-            log.info("Scheduled task %s for retry at %s", task_id, when.isoformat())
+            log.info("Scheduled task %s for retry #%s at %s", task_id,
+                     plan.retry_numbers.get(task_id, "?"), when.isoformat())
             delay = max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
             loop.call_later(delay, self._retry_due, task_id, queue)
 
@@ -375,9 +441,21 @@ class Worker:
             self._spawn(self._notify(f"task_queue_{queue}", f"retry:{task_id}"), "retry-timer")
 
     async def _notify(self, channel: str, payload: str) -> None:
-        conn = self._conns["service"]
-        async with conn.transaction():
+        async with self.service_tx() as conn:
             await conn.execute(queries["queue_notify"], {"channel": channel, "payload": payload})
+
+    @contextlib.asynccontextmanager
+    async def service_tx(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """One transaction on the service connection; callers take turns, and a
+        connection found broken is replaced first (a failed one is replaced by
+        the next caller)."""
+        async with self.service_lock:
+            conn = self._conns["service"]
+            if conn.closed or conn.broken:
+                await self._reconnect("service")
+                conn = self._conns["service"]
+            async with conn.transaction():
+                yield conn
 
     async def _reconnect(self, name: str) -> None:
         try:

@@ -98,8 +98,8 @@ class Snapshots:
         if conn is None or conn.closed:
             return
         try:
-            async with conn.transaction():
-                await conn.execute(queries["worker_state_insert"], self.row(lifecycle))
+            async with self.worker.service_tx() as tx:
+                await tx.execute(queries["worker_state_insert"], self.row(lifecycle))
         except Exception as exc:  # noqa: BLE001 - a snapshot is best effort
             log.warning("worker-state snapshot failed: %s", exc)
 
