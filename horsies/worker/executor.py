@@ -152,7 +152,12 @@ class ChildPool:
 
     def run(self, child: Child, message: protocol.Run) -> None:
         child.task_id = message.task_id
-        child.conn.send_bytes(protocol.encode(message))
+        try:
+            child.conn.send_bytes(protocol.encode(message))
+        except OSError as exc:
+            # The child is dying: its sentinel fires next and, since it holds this
+            # task, the task takes the crash path.
+            log.warning("could not hand task %s to child %d: %s", message.task_id, child.pid, exc)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Ask every child to exit, then terminate and kill the stragglers."""

@@ -285,13 +285,19 @@ class Worker:
     async def run_forever(self) -> int:
         await self.start()
         poll_s = self.app.config.resilience.notify_poll_interval_ms / 1000
-        while not self.stopping:
-            await self.claimer.round()
-            try:
-                await asyncio.wait_for(self.wake.wait(), poll_s)
-            except TimeoutError:
-                pass
-            self.wake.clear()
+        try:
+            while not self.stopping:
+                await self.claimer.round()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), poll_s)
+                except TimeoutError:
+                    pass
+                self.wake.clear()
+        except Exception as exc:
+            # Out of retries or not retryable: stop as gracefully as the database allows.
+            log.error("worker loop stopped: %s", exc)
+            self.exit_code = 1
+            self.request_stop()
         await self._shutdown()
         return self.exit_code
 
@@ -473,7 +479,10 @@ class Worker:
         await self.snapshots.write("DRAINING")
         waiting = [t.task_id for t in self.ready]
         self.ready.clear()
-        await self.release(waiting)
+        try:
+            await self.release(waiting)
+        except Exception as exc:  # noqa: BLE001 - their leases lapse and others sweep them
+            log.warning("could not release %d claimed task(s): %s", len(waiting), exc)
         await self._drain()
         await self.pool.stop()
         while self.running or not self.results.empty():  # crash paths of killed children
