@@ -47,9 +47,20 @@ def _prepare_threshold() -> int | None:
     return None if os.environ.get("HORSIES_NO_PREPARE") == "1" else 0
 
 
-async def connect(url: str, *, autocommit: bool = False) -> psycopg.AsyncConnection[Any]:
+# The claim connection writes only T2 (claim) and T6 (lease sweep). Losing such a
+# commit in a server crash leaves the task PENDING, and the durable ownership
+# confirmation that follows flushes the WAL past it, so it skips its own flush.
+_SESSION_OPTIONS = {"claim": "-c synchronous_commit=off"}
+
+
+async def connect(
+    url: str, *, autocommit: bool = False, role: str = ""
+) -> psycopg.AsyncConnection[Any]:
+    """A main-process connection; `role` names its job (claim, dispatch, writer, ...)."""
+    extra = {"options": _SESSION_OPTIONS[role]} if role in _SESSION_OPTIONS else {}
     return await psycopg.AsyncConnection.connect(
-        url, autocommit=autocommit, prepare_threshold=_prepare_threshold(), connect_timeout=10
+        url, autocommit=autocommit, prepare_threshold=_prepare_threshold(), connect_timeout=10,
+        **extra,
     )
 
 
@@ -212,7 +223,7 @@ class Worker:
     async def _open_connections(self) -> None:
         url = self.app.get_broker().url()
         for name in ("claim", "dispatch", "writer", "service"):
-            self._conns[name] = await connect(url)
+            self._conns[name] = await connect(url, role=name)
         self._conns["listener"] = await connect(url, autocommit=True)
 
     async def _listen(self) -> None:
@@ -469,7 +480,7 @@ class Worker:
         except Exception:  # noqa: BLE001 - it is being replaced anyway
             pass
         try:
-            self._conns[name] = await connect(self.app.get_broker().url())
+            self._conns[name] = await connect(self.app.get_broker().url(), role=name)
         except psycopg.Error as exc:
             log.warning("reconnect of %s connection failed: %s", name, exc)
 
