@@ -30,6 +30,8 @@ log = logging.getLogger("horsies.broker")
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
     ConnectionError,
     TimeoutError,
 )

@@ -172,12 +172,12 @@ def test_forced_shutdown_follows_the_crash_path(
 def test_every_backend_terminated_while_tasks_are_in_flight(
     rapps: Any, pg_url: str, worker_env: dict[str, str], start_worker: Any
 ) -> None:
-    total = 2000
+    total = 1500
     sent = rapps.plus.send_many([(i, 1) for i in range(total)]).ok_value
     assert len(sent) == total
     workers = [start_worker([APP, "--processes=2"], worker_env, cwd=REPO) for _ in range(2)]
     terminated = 0
-    for threshold in (200, 800, 1400):
+    for threshold in (150, 600, 1050):
         wait_until(lambda t=threshold: counts(pg_url).get("COMPLETED", 0) >= t, timeout=60,
                    what=f"{threshold} completed")
         terminated += query(pg_url, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) "
