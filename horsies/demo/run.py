@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import sys
@@ -137,7 +138,8 @@ async def run_demo(url: str, label: str, tasks: int, processes: int, batch_size:
     if not await ensure_schema_with_retries(app):
         return report
     worker = Worker(app, WorkerConfig(app_locator="horsies.demo.app:app", processes=processes,
-                                      max_claim_batch=processes))
+                                      max_claim_batch=processes,
+                                      loglevel=logging.getLogger("horsies").level))
     runner = asyncio.ensure_future(worker.run_forever())
     await worker.wait_started()
     progress = _Progress(tasks, quiet)
