@@ -80,7 +80,7 @@ class Claimer:
         cfg = w.app.config
         conn: psycopg.AsyncConnection[Any] = w._conns["claim"]
         claimed_rows: list[tuple[Any, ...]] = []
-        async with conn.pipeline(), conn.transaction():  # BEGIN and the sweep ride along
+        async with conn.transaction():
             if self.needs_counts:
                 await conn.execute(queries["claim_lock"], {"key": CLAIM_LOCK_KEY})
             await conn.execute(queries["task_lease_sweep_many"], {"queues": w.queues})

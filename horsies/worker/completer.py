@@ -139,7 +139,7 @@ async def _locked_rows(
     conn: psycopg.AsyncConnection[Any], sql: str, params: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
     cur = await conn.execute(sql, params)
-    rows = await cur.fetchall()  # first: in pipeline mode the description arrives with the rows
+    rows = await cur.fetchall()  # before reading the description (it comes with the rows)
     names = [d.name for d in cur.description or ()]
     return {row[0]: dict(zip(names, row, strict=True)) for row in rows}
 
@@ -147,8 +147,7 @@ async def _locked_rows(
 async def finalize_batch(conn: psycopg.AsyncConnection[Any], endings: list[Ending]) -> Plan:
     """Phase 1 for a batch of child results; returns what was written."""
     plan = Plan()
-    # Pipeline mode: BEGIN + lock in one round trip, then every write + COMMIT in one more.
-    async with conn.pipeline(), conn.transaction():
+    async with conn.transaction():
         rows = await _locked_rows(conn, queries["task_finalize_lock_many"],
                                   {"ids": [e.task_id for e in endings]})
         for ending in endings:

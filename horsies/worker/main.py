@@ -318,7 +318,12 @@ class Worker:
     # -- dispatch -----------------------------------------------------------------
 
     def push_ready(self, rows: list[tuple[Any, ...]]) -> None:
+        # A pass can re-claim one of this worker's own expired claims that still
+        # waits here; one entry is enough (the ownership check uses id and owner).
+        waiting = {t.task_id for t in self.ready}
         for task_id, name, _queue, priority, enqueued_at, args, kwargs in rows:
+            if task_id in waiting:
+                continue
             heapq.heappush(self.ready, ReadyTask(priority, enqueued_at, task_id, name, args,
                                                  kwargs))
         self.dispatch_wake.set()
@@ -338,7 +343,7 @@ class Worker:
         self.in_dispatch += len(batch)
         conn = self._conns["dispatch"]
         try:
-            async with conn.pipeline(), conn.transaction():
+            async with conn.transaction():
                 cur = await conn.execute(queries["task_confirm_many"], {
                     "ids": [t.task_id for t in batch], "pids": [c.pid for c in children],
                     "hostname": self.hostname, "worker_id": self.worker_id})
