@@ -162,6 +162,8 @@ class TaskSender:
     def __init__(self, task: TaskFunction[Any, Any]) -> None:
         self.task = task
         self.app = task.app
+        # The options document depends only on the task and the deadline.
+        self._options_without_deadline = task_options_json(task, None)
 
     # -- validation and encoding (steps 1-8) ------------------------------
 
@@ -253,7 +255,8 @@ class TaskSender:
         sent_at: datetime | None = None,
     ) -> TaskSendPayload:
         sent_at = sent_at or datetime.now(UTC)
-        options_json = task_options_json(self.task, deadline)
+        options_json = (self._options_without_deadline if deadline is None
+                        else task_options_json(self.task, deadline))
         fields: dict[str, Any] = {
             "task_name": self.task.task_name,
             "queue_name": queue_name,

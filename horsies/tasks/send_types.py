@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TypeVar, Union
 
+import orjson
+
 from horsies.result import Err, Ok
 
 T = TypeVar("T")
@@ -81,22 +83,29 @@ def enqueue_sha(
     task_options: str | None,
 ) -> str:
     """SHA-256 of the canonical JSON array of a send (tasks.md §7.4)."""
-    canonical = json.dumps(
-        [
-            task_name,
-            queue_name,
-            priority,
-            args_json,
-            kwargs_json,
-            _utc_text(sent_at),
-            _utc_text(good_until) if good_until is not None else None,
-            enqueue_delay_seconds,
-            task_options,
-        ],
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_send_json([
+        task_name,
+        queue_name,
+        priority,
+        args_json,
+        kwargs_json,
+        _utc_text(sent_at),
+        _utc_text(good_until) if good_until is not None else None,
+        enqueue_delay_seconds,
+        task_options,
+    ])).hexdigest()
+
+
+def canonical_send_json(values: list[Any]) -> bytes:
+    """Compact JSON with every non-ASCII character escaped as \\uXXXX.
+
+    orjson writes the same bytes as the standard library for ASCII text and is
+    several times faster; text with non-ASCII characters takes the slow path.
+    """
+    fast = orjson.dumps(values)
+    if fast.isascii():
+        return fast
+    return json.dumps(values, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 class Call:

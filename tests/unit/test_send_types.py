@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from horsies import Call, Err, Ok, TaskSendError, TaskSendErrorCode, TaskSendPayload
 from horsies.tasks.send_types import enqueue_sha
@@ -252,3 +254,14 @@ def test_call_is_read_only() -> None:
     with pytest.raises(AttributeError):
         call.kwargs = {}  # type: ignore[misc]
     assert call.kwargs == {"mode": "fast"}
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63), st.text()), max_size=9))
+def test_canonical_send_json_matches_the_standard_library(values: list[object]) -> None:
+    # The fast path (orjson) must give byte-for-byte the text tasks.md §7.4 defines.
+    import json
+
+    from horsies.tasks.send_types import canonical_send_json
+
+    expected = json.dumps(values, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    assert canonical_send_json(values) == expected
