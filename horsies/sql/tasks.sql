@@ -452,3 +452,8 @@ WHERE t.id = pick.id
   AND t.status = 'RUNNING'
   AND t.claimed_by_worker_id = %(worker_id)s
 RETURNING t.id::text;
+
+-- name: queue_notify_many
+-- Several wake-ups in one round trip (capacity notices of a finalized batch).
+SELECT pg_notify(n.channel, n.payload)
+FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload);

@@ -127,12 +127,11 @@ class Plan:
         if self.attempts["task_ids"]:
             await conn.execute(queries["task_attempt_upsert_many"], self.attempts)
         if self.queues:
-            notify = queries["queue_notify"]
             any_id = next(iter(self.queues.values()))
-            await conn.execute(notify, {"channel": "task_new", "payload": f"capacity:{any_id}"})
-            for queue, task_id in self.queues.items():
-                await conn.execute(notify, {"channel": f"task_queue_{queue}",
-                                            "payload": f"capacity:{task_id}"})
+            channels = ["task_new"] + [f"task_queue_{q}" for q in self.queues]
+            payloads = [f"capacity:{any_id}"] + [f"capacity:{i}" for i in self.queues.values()]
+            await conn.execute(queries["queue_notify_many"],
+                               {"channels": channels, "payloads": payloads})
 
 
 async def _locked_rows(
