@@ -105,5 +105,5 @@ class Claimer:
                 claimed_rows.extend(rows)
                 remaining -= len(rows)
         if claimed_rows:
-            w.push_ready(claimed_rows)
+            w.dispatcher.push(claimed_rows)
         return len(claimed_rows)

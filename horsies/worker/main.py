@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import os
 import signal
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +28,7 @@ from horsies.worker.child import ChildSpec
 from horsies.worker.claimer import Claimer
 from horsies.worker.completer import MAX_BATCH, Ending, finalize_batch, finalize_crash
 from horsies.worker.config import WorkerConfig
+from horsies.worker.dispatcher import Dispatcher
 from horsies.worker.executor import Child, ChildPool
 from horsies.worker.heartbeat import Heartbeats
 from horsies.worker.recovery import Reaper
@@ -64,18 +63,6 @@ async def connect(
     )
 
 
-@dataclass(order=True)
-class ReadyTask:
-    """A claimed task waiting for a child, ordered as the claim order."""
-
-    priority: int
-    enqueued_at: datetime
-    task_id: str
-    task_name: str = field(compare=False)
-    args_json: str | None = field(compare=False)
-    kwargs_json: str | None = field(compare=False)
-
-
 class Worker:
     def __init__(self, app: Horsies, config: WorkerConfig) -> None:
         self.app = app
@@ -87,12 +74,9 @@ class Worker:
         self.lease_ms = cfg.claim_lease_ms or DEFAULT_CLAIM_LEASE_MS
         self.max_claim_per_worker = effective_max_claimed(
             config.processes, cfg.prefetch_buffer, config.max_claim_per_worker)
-        self.ready: list[ReadyTask] = []
-        self.in_dispatch = 0
         self.running: dict[str, Child] = {}  # confirmed and not yet persisted
         self.results: asyncio.Queue[Ending] = asyncio.Queue()
         self.wake = asyncio.Event()
-        self.dispatch_wake = asyncio.Event()
         self.stopping = False
         self.forced = False
         self.exit_code = 0
@@ -106,6 +90,7 @@ class Worker:
             config.processes, self._on_result, self._on_death, self._on_idle,
         )
         self.claimer = Claimer(self)
+        self.dispatcher = Dispatcher(self)
         self.snapshots = Snapshots(self)
         self.heartbeats = Heartbeats(self)
         self.reaper = Reaper(self)
@@ -113,10 +98,6 @@ class Worker:
         # connections are shared by several coroutines.
         self.service_lock = asyncio.Lock()
         self.writer_lock = asyncio.Lock()
-        self._dispatch_failures = 0
-        # Tasks whose confirmation failed on a lost connection: its commit may have
-        # landed, leaving the row RUNNING for a task no child has started.
-        self._uncertain: set[str] = set()
 
     # -- counters the budget uses ---------------------------------------------
 
@@ -126,7 +107,7 @@ class Worker:
 
     @property
     def local_claimed(self) -> int:
-        return len(self.ready) + self.in_dispatch
+        return self.dispatcher.claimed
 
     def local_budget(self) -> int:
         cfg = self.app.config
@@ -140,7 +121,7 @@ class Worker:
         self.results.put_nowait(Ending.from_result(message))
 
     def _on_idle(self) -> None:
-        self.dispatch_wake.set()
+        self.dispatcher.wake.set()
 
     def _on_death(self, child: Child, code: int | None) -> None:
         task_id = child.task_id
@@ -198,7 +179,7 @@ class Worker:
             self.stopping = True
         self._stop_event.set()
         self.wake.set()
-        self.dispatch_wake.set()
+        self.dispatcher.wake.set()
 
     def _force_stop(self) -> None:
         busy = self.pool.busy_children()
@@ -284,7 +265,7 @@ class Worker:
         await self._listen()
         await self.pool.start()
         self._spawn(self._writer_loop(), "result-writer")
-        self._spawn(self._dispatch_loop(), "dispatcher")
+        self._spawn(self.dispatcher.loop(), "dispatcher")
         self._spawn(self.snapshots.loop(), "snapshots")
         self._spawn(self.heartbeats.claimer_loop(), "claimer-heartbeat")
         self._spawn(self.heartbeats.runner_loop(), "runner-heartbeat")
@@ -315,99 +296,7 @@ class Worker:
     async def wait_started(self) -> None:
         await self._started.wait()
 
-    # -- dispatch -----------------------------------------------------------------
-
-    def push_ready(self, rows: list[tuple[Any, ...]]) -> None:
-        # A pass can re-claim one of this worker's own expired claims that still
-        # waits here; one entry is enough (the ownership check uses id and owner).
-        waiting = {t.task_id for t in self.ready}
-        for task_id, name, _queue, priority, enqueued_at, args, kwargs in rows:
-            if task_id in waiting:
-                continue
-            heapq.heappush(self.ready, ReadyTask(priority, enqueued_at, task_id, name, args,
-                                                 kwargs))
-        self.dispatch_wake.set()
-
-    async def _dispatch_loop(self) -> None:
-        while True:
-            await self.dispatch_wake.wait()
-            self.dispatch_wake.clear()
-            while self.ready and not self.stopping:
-                idle = self.pool.idle_children()
-                if not idle:
-                    break
-                batch = [heapq.heappop(self.ready) for _ in range(min(len(idle), len(self.ready)))]
-                await self._dispatch(batch, idle[: len(batch)])
-
-    async def _dispatch(self, batch: list[ReadyTask], children: list[Child]) -> None:
-        self.in_dispatch += len(batch)
-        conn = self._conns["dispatch"]
-        try:
-            async with conn.transaction():
-                cur = await conn.execute(queries["task_confirm_many"], {
-                    "ids": [t.task_id for t in batch], "pids": [c.pid for c in children],
-                    "hostname": self.hostname, "worker_id": self.worker_id})
-                confirmed = {row[0] for row in await cur.fetchall()}
-                lost = [t.task_id for t in batch if t.task_id not in confirmed]
-                if lost and self._uncertain:
-                    confirmed |= await self._reconfirm(conn, batch, children, confirmed)
-                    lost = [t.task_id for t in batch if t.task_id not in confirmed]
-                expired = set()
-                if lost:
-                    cur = await conn.execute(queries["task_expire_claimed_many"],
-                                             {"ids": lost, "worker_id": self.worker_id})
-                    expired = {row[0] for row in await cur.fetchall()}
-        except Exception as exc:
-            self.in_dispatch -= len(batch)
-            await self._dispatch_failed(batch, exc)
-            return
-        self.in_dispatch -= len(batch)
-        self._dispatch_failures = 0
-        self._uncertain.difference_update(t.task_id for t in batch)
-        interval = self.app.config.recovery.runner_heartbeat_interval_ms
-        for task, child in zip(batch, children, strict=True):
-            if task.task_id in confirmed:
-                self.running[task.task_id] = child
-                self.pool.run(child, protocol.Run(task.task_id, task.task_name, task.args_json,
-                                                  task.kwargs_json, self.worker_id, interval))
-            elif task.task_id in expired:
-                log.info("Task %s expired before start (TASK_EXPIRED)", task.task_id)
-            else:
-                log.info("Task %s dropped: claim lost before start (CLAIM_LOST)", task.task_id)
-        # Confirmed claims leave local_claimed: where the claim ceiling can bind (soft cap,
-        # explicit --max-claim-per-worker) the claimer has room again without any event.
-        ceiling_binds = self.app.config.prefetch_buffer > 0 or self.config.max_claim_per_worker > 0
-        if len(confirmed) < len(batch) or (confirmed and ceiling_binds):
-            self.wake.set()
-
-    async def _reconfirm(self, conn: psycopg.AsyncConnection[Any], batch: list[ReadyTask],
-                         children: list[Child], confirmed: set[str]) -> set[str]:
-        """Hand out again the uncertain tasks that an unacknowledged commit made RUNNING."""
-        replay = [(t.task_id, c.pid) for t, c in zip(batch, children, strict=True)
-                  if t.task_id in self._uncertain and t.task_id not in confirmed]
-        if not replay:
-            return set()
-        cur = await conn.execute(queries["task_reconfirm_many"], {
-            "ids": [i for i, _ in replay], "pids": [p for _, p in replay],
-            "hostname": self.hostname, "worker_id": self.worker_id})
-        return {row[0] for row in await cur.fetchall()}
-
-    async def _dispatch_failed(self, batch: list[ReadyTask], exc: BaseException) -> None:
-        res = self.app.config.resilience
-        if is_transient(exc) and res.retry_allowed(self._dispatch_failures + 1):
-            self._dispatch_failures += 1
-            self._uncertain.update(t.task_id for t in batch)
-            for task in batch:
-                heapq.heappush(self.ready, task)
-            delay = res.backoff_ms(self._dispatch_failures) / 1000
-            log.warning("ownership confirmation failed: %s; retrying in %.1fs (attempt %d/%s)",
-                        exc, delay, self._dispatch_failures, res.db_retry_max_attempts or "inf")
-            await asyncio.sleep(delay)
-            await self._reconnect("dispatch")
-            self.dispatch_wake.set()
-            return
-        log.error("ownership confirmation failed (OWNERSHIP_UNCONFIRMED): %s", exc)
-        await self.release([t.task_id for t in batch])
+    # -- claims -----------------------------------------------------------------------
 
     async def release(self, task_ids: list[str]) -> None:
         """T5: give claims back so that another worker can take them."""
@@ -493,8 +382,7 @@ class Worker:
 
     async def _shutdown(self) -> None:
         await self.snapshots.write("DRAINING")
-        waiting = [t.task_id for t in self.ready]
-        self.ready.clear()
+        waiting = self.dispatcher.take_all()
         try:
             await self.release(waiting)
         except Exception as exc:  # noqa: BLE001 - their leases lapse and others sweep them
