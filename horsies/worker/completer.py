@@ -58,15 +58,20 @@ def next_retry_at(row: dict[str, Any], error_code: str | None) -> datetime | Non
     """The retry decision on a locked row: when to retry, or None to finalize."""
     if error_code is None or row["max_retries"] <= 0 or row["retry_count"] >= row["max_retries"]:
         return None
-    options = orjson.loads(row["task_options"]) if row["task_options"] else {}
-    policy = options.get("retry_policy") or {}
-    if error_code not in (policy.get("auto_retry_for") or ()):
+    try:
+        options = orjson.loads(row["task_options"]) if row["task_options"] else {}
+        policy = options.get("retry_policy") or {}
+        if error_code not in (policy.get("auto_retry_for") or ()):
+            return None
+        now: datetime = row["db_now"]
+        good_until: datetime | None = row["good_until"]
+        if good_until is not None and good_until <= now:
+            return None
+        when = now + timedelta(seconds=retry_delay_seconds(policy, row["retry_count"] + 1))
+    except Exception as exc:  # noqa: BLE001 - a malformed stored policy must not stop the writer
+        log.warning("Task %s has an unreadable retry policy in task_options (%s: %s); "
+                    "no retry scheduled", row.get("id"), type(exc).__name__, exc)
         return None
-    now: datetime = row["db_now"]
-    good_until: datetime | None = row["good_until"]
-    if good_until is not None and good_until <= now:
-        return None
-    when = now + timedelta(seconds=retry_delay_seconds(policy, row["retry_count"] + 1))
     if good_until is not None and when >= good_until:
         return None
     return when
