@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg_pool import ConnectionPool
 
 from horsies.config import PostgresConfig
@@ -34,6 +35,13 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     psycopg.errors.DeadlockDetected,
     ConnectionError,
     TimeoutError,
+)
+
+
+# Column types of task_copy_many, for the binary COPY.
+COPY_TYPES = (
+    "uuid", "text", "text", "int4", "text", "text", "text", "timestamptz", "timestamptz",
+    "text", "int4", "text",
 )
 
 
@@ -132,6 +140,18 @@ class PostgresBroker:
             cur = await conn.execute(self._sql("task_insert"), row)
             return await cur.fetchone() is not None
 
+    # On an idle non-autocommit connection psycopg's transaction() would open and
+    # COMMIT a transaction of its own; a statement first starts the implicit one,
+    # so the library's block becomes a savepoint and the commit stays the caller's.
+
+    def join_caller_transaction(self, conn: psycopg.Connection[Any]) -> None:
+        if not conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE:
+            conn.execute(self._sql("caller_transaction_begin"))
+
+    async def join_caller_transaction_async(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if not conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE:
+            await conn.execute(self._sql("caller_transaction_begin"))
+
     def insert_task_on(self, conn: psycopg.Connection[Any], row: dict[str, Any]) -> bool:
         """T1 inside the caller's transaction (transactional enqueue)."""
         return conn.execute(self._sql("task_insert"), row).fetchone() is not None
@@ -143,7 +163,11 @@ class PostgresBroker:
         return await cur.fetchone() is not None
 
     def copy_tasks(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """T1 in bulk: one COPY in one transaction (all rows or none)."""
+        """T1 in bulk: one binary COPY in one transaction (all rows or none).
+
+        `rows` are sent as they are produced, so the server works on one part
+        of the batch while the next is being built.
+        """
         self.ensure_schema()
         with self.pool().connection() as conn, conn.transaction():
             self.copy_tasks_on(conn, rows)
@@ -154,15 +178,22 @@ class PostgresBroker:
         async with pool.connection() as conn, conn.transaction():
             await self.copy_tasks_on_async(conn, rows)
 
+    def _copy_sql(self) -> str:
+        # Binary: the server skips parsing uuid and timestamp text (measured faster).
+        return self._sql("task_copy_many").rstrip().rstrip(";") + " (FORMAT BINARY)"
+
     def copy_tasks_on(self, conn: psycopg.Connection[Any], rows: Iterable[tuple[Any, ...]]) -> None:
-        with conn.cursor() as cur, cur.copy(self._sql("task_copy_many")) as copy:
+        with conn.cursor() as cur, cur.copy(self._copy_sql()) as copy:
+            copy.set_types(COPY_TYPES)
+            write_row = copy.write_row
             for row in rows:
-                copy.write_row(row)
+                write_row(row)
 
     async def copy_tasks_on_async(
         self, conn: psycopg.AsyncConnection[Any], rows: Iterable[tuple[Any, ...]]
     ) -> None:
-        async with conn.cursor() as cur, cur.copy(self._sql("task_copy_many")) as copy:
+        async with conn.cursor() as cur, cur.copy(self._copy_sql()) as copy:
+            copy.set_types(COPY_TYPES)
             for row in rows:
                 await copy.write_row(row)
 

@@ -457,3 +457,7 @@ RETURNING t.id::text;
 -- Several wake-ups in one round trip (capacity notices of a finalized batch).
 SELECT pg_notify(n.channel, n.payload)
 FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload);
+
+-- name: caller_transaction_begin
+-- Any statement starts the implicit transaction of an idle non-autocommit connection.
+SELECT NULL;

@@ -374,6 +374,7 @@ class TaskSender:
         row = payload_row(prepared.task_id, prepared.payload, prepared.max_retries)
         try:
             broker.ensure_schema()
+            broker.join_caller_transaction(conn)
             with conn.transaction():  # a savepoint inside the caller's transaction
                 broker.insert_task_on(conn, row)
         except Exception as exc:  # noqa: BLE001
@@ -387,6 +388,7 @@ class TaskSender:
         row = payload_row(prepared.task_id, prepared.payload, prepared.max_retries)
         try:
             await broker.ensure_schema_async()
+            await broker.join_caller_transaction_async(conn)
             async with conn.transaction():
                 await broker.insert_task_on_async(conn, row)
         except Exception as exc:  # noqa: BLE001

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -96,14 +96,61 @@ def enqueue_sha(
     ])).hexdigest()
 
 
+def enqueue_sha_many(
+    *,
+    task_name: str,
+    queue_name: str,
+    priority: int,
+    arguments: Iterable[tuple[str | None, str | None]],
+    sent_at: datetime,
+    good_until: datetime | None,
+    enqueue_delay_seconds: int | None,
+    task_options: str | None,
+) -> list[str]:
+    """`enqueue_sha` of many sends that differ only in their arguments.
+
+    The canonical array is a concatenation of its elements' texts, so the
+    fixed parts are written once and only the two argument strings per row.
+    """
+    head = canonical_send_json([task_name, queue_name, priority])[:-1] + b","
+    tail = b"," + canonical_send_json([
+        _utc_text(sent_at),
+        _utc_text(good_until) if good_until is not None else None,
+        enqueue_delay_seconds,
+        task_options,
+    ])[1:]
+    sha256, dumps, null = hashlib.sha256, orjson.dumps, b"null"
+    out: list[str] = []
+    append = out.append
+    for args_json, kwargs_json in arguments:
+        a = null if args_json is None else dumps(args_json)
+        k = null if kwargs_json is None else dumps(kwargs_json)
+        if not (_same_as_stdlib(a) and _same_as_stdlib(k)):
+            a = _json_text(args_json)
+            k = _json_text(kwargs_json)
+        append(sha256(b"".join((head, a, b",", k, tail))).hexdigest())
+    return out
+
+
+def _same_as_stdlib(encoded: bytes) -> bool:
+    """Whether orjson's bytes equal json.dumps(..., ensure_ascii=True)'s."""
+    return encoded.isascii() and b"\x7f" not in encoded
+
+
+def _json_text(value: str | None) -> bytes:
+    return json.dumps(value, ensure_ascii=True).encode("ascii")
+
+
 def canonical_send_json(values: list[Any]) -> bytes:
     """Compact JSON with every non-ASCII character escaped as \\uXXXX.
 
     orjson writes the same bytes as the standard library for ASCII text and is
-    several times faster; text with non-ASCII characters takes the slow path.
+    several times faster; text with non-ASCII characters takes the slow path,
+    and so does DEL (0x7f), which orjson writes raw and the standard library
+    escapes as \\u007f.
     """
     fast = orjson.dumps(values)
-    if fast.isascii():
+    if _same_as_stdlib(fast):
         return fast
     return json.dumps(values, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 

@@ -203,3 +203,32 @@ def test_transactional_send_exists_only_after_commit(app: Horsies, pg_url: str) 
         with conn.transaction(force_rollback=True):
             gone = app.tasks["add"].with_options(connection=conn).send(1, 2).ok_value.task_id
         assert row_of(pg_url, gone) is None
+
+
+def test_transactional_send_on_an_idle_connection_waits_for_the_callers_commit(
+    app: Horsies, pg_url: str
+) -> None:
+    # psycopg would give a bare transaction() block on an idle connection its own
+    # COMMIT; the send must join the caller's implicit transaction instead.
+    with psycopg.connect(pg_url) as conn:
+        task_id = app.tasks["add"].with_options(connection=conn).send(1, 2).ok_value.task_id
+        assert row_of(pg_url, task_id) is None
+        conn.commit()
+        assert row_of(pg_url, task_id) is not None
+        gone = app.tasks["add"].with_options(connection=conn).send(3, 4).ok_value.task_id
+        conn.rollback()
+        assert row_of(pg_url, gone) is None
+
+
+def test_transactional_send_async_on_an_idle_connection(app: Horsies, pg_url: str) -> None:
+    import asyncio
+
+    async def scenario() -> tuple[bool, bool]:
+        async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+            sent = await app.tasks["add"].with_options(connection=conn).send_async(1, 2)
+            task_id = sent.ok_value.task_id
+            before = row_of(pg_url, task_id) is not None
+            await conn.commit()
+            return before, row_of(pg_url, task_id) is not None
+
+    assert asyncio.run(scenario()) == (False, True)
