@@ -16,27 +16,13 @@ import msgspec
 import pydantic
 from hypothesis import strategies as st
 
+from horsies._speedups._api import MARKER_KEYS
 from horsies.codes import ContractCode, OperationalErrorCode, OutcomeCode
 from horsies.task_result import SubWorkflowError, TaskError, TaskResult
 
 INT_MAX = 2**31 - 1
-RESERVED_KEYS = [
-    "__task_result__",
-    "__task_error__",
-    "__builtin_task_code__",
-    "__datetime__",
-    "__date__",
-    "__time__",
-    "__timedelta__",
-    "__uuid__",
-    "__decimal__",
-    "__enum__",
-    "__dataclass__",
-    "__msgspec_struct__",
-    "__pydantic_model__",
-    "__horsies_workflow_ctx__",
-    "__horsies",
-]
+# The codec's own marker keys, plus keys of the reserved __horsies prefix.
+RESERVED_KEYS = sorted(MARKER_KEYS) + ["__horsies_workflow_ctx__", "__horsies"]
 
 # --- sample classes --------------------------------------------------------------
 
