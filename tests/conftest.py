@@ -23,6 +23,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+# Worker processes started from the CLI, and the shared test app (tests/workers.py).
+pytest_plugins = ["tests.workers"]
+
 TESTS_DIR = Path(__file__).resolve().parent
 TEST_DATABASE_ENV = "HORSIES_TEST_DATABASE_URL"
 # Subdirectory of tests/ -> markers given to every test collected from it.

@@ -8,26 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
-from horsies import AppConfig, OperationalErrorCode, PostgresConfig, TaskStatus
+from horsies import OperationalErrorCode, TaskStatus
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.integration.apps:app"
-
-
-@pytest.fixture
-def apps(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("HORSIES_DATABASE_URL", pg_url)
-    import tests.integration.apps as module
-
-    # The module was imported once for the whole session: point it at this test's database.
-    module.app.config = AppConfig(broker=PostgresConfig(database_url=pg_url))
-    module.app._broker = None
-    yield module
-    if module.app._broker is not None:
-        module.app.get_broker().close()
-        module.app._broker = None
 
 
 def counts(url: str) -> dict[str, int]:

@@ -16,27 +16,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from horsies import AppConfig, OperationalErrorCode, PostgresConfig, TaskStatus
+from horsies import OperationalErrorCode, TaskStatus
 from horsies.info import BrokerErrorCode
 from horsies.tasks.handle import TaskHandle
-from tests.e2e.conftest import start_worker, worker_env  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.integration.apps:app"
-
-
-@pytest.fixture
-def apps(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("HORSIES_DATABASE_URL", pg_url)
-    import tests.integration.apps as module
-
-    # Imported once per session: point the app at this test's database.
-    module.app.config = AppConfig(broker=PostgresConfig(database_url=pg_url))
-    module.app._broker = None
-    yield module
-    if module.app._broker is not None:
-        module.app.get_broker().close()
-        module.app._broker = None
 
 
 def insert_row(url: str, task_name: str, args: str | None = None, kwargs: str | None = None,

@@ -1,4 +1,7 @@
-"""Helpers for end-to-end tests: real `horsies worker` processes started from the CLI."""
+"""Real `horsies worker` processes started from the CLI, for e2e and integration tests.
+
+Registered as a pytest plugin by tests/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,3 +91,18 @@ def start_worker(tmp_path: Path) -> Iterator[object]:
     yield start
     for worker in started:
         worker.kill()
+
+
+@pytest.fixture
+def apps(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """tests.integration.apps, imported once per session, pointed at this test's database."""
+    monkeypatch.setenv("HORSIES_DATABASE_URL", pg_url)
+    from horsies import AppConfig, PostgresConfig
+    import tests.integration.apps as module
+
+    module.app.config = AppConfig(broker=PostgresConfig(database_url=pg_url))
+    module.app._broker = None
+    yield module
+    if module.app._broker is not None:
+        module.app.get_broker().close()
+        module.app._broker = None
