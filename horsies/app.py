@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from horsies.config import AppConfig, QueueMode
@@ -33,6 +33,23 @@ log.addHandler(logging.NullHandler())
 ChildProcessStartHook = Callable[[], None]
 _DEFAULT_EXCLUDES = ["*_test.py", "test_*.py", "conftest.py"]
 _GLOB_CHARS = set("*?[]")
+
+
+def _string_list(value: object, what: str) -> list[str]:
+    """``value`` as a list of non-empty strings, or TypeError/ValueError naming ``what``.
+
+    A lone string is refused rather than iterated into one entry per character.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        hint = f"; wrap a single entry in a list: [{value!r}]" if isinstance(value, str) else ""
+        raise TypeError(f"{what} must be a list of strings, got {type(value).__name__}{hint}")
+    entries = list(value)
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, str):
+            raise TypeError(f"{what}[{index}] must be a str, got {type(entry).__name__} {entry!r}")
+        if not entry.strip():
+            raise ValueError(f"{what}[{index}] is empty")
+    return entries
 
 
 def in_child_process() -> bool:
@@ -135,6 +152,7 @@ class Horsies:
     # -- discovery --------------------------------------------------------
 
     def discover_tasks(self, modules: list[str]) -> None:
+        modules = _string_list(modules, "discover_tasks() modules")
         if self._modules:
             log.warning(
                 "discover_tasks replaced %d module entries with %d", len(self._modules), len(modules)
@@ -148,7 +166,10 @@ class Horsies:
         return list(self._modules)
 
     def expand_module_globs(self, patterns: list[str], exclude: list[str] | None = None) -> list[str]:
-        excludes = _DEFAULT_EXCLUDES if exclude is None else exclude
+        patterns = _string_list(patterns, "expand_module_globs() patterns")
+        excludes = _DEFAULT_EXCLUDES if exclude is None else _string_list(
+            exclude, "expand_module_globs() exclude"
+        )
         found: list[str] = []
 
         def keep(path: str) -> None:
@@ -172,6 +193,8 @@ class Horsies:
 
     def import_task_modules(self, modules: list[str] | None = None) -> list[str]:
         imported: list[str] = []
+        if modules is not None:
+            modules = _string_list(modules, "import_task_modules() modules")
         for entry in self._modules if modules is None else modules:
             if _is_file_entry(entry):
                 path = os.path.realpath(entry)

@@ -33,6 +33,7 @@ __all__ = [
     "LoglevelOption",
     "ModuleArgument",
     "ModuleOption",
+    "checked_database_url",
     "debug_imports_enabled",
     "dotted_name_for",
     "import_module_file",
@@ -477,21 +478,39 @@ def resolve_database_url(
     """URL precedence of cli.md section 8: option, app, HORSIES_DATABASE_URL, DATABASE_URL.
 
     The result has no ``+psycopg`` driver suffix. Without any source the
-    command ends with exit code 2.
+    command ends with exit code 2; an unsupported URL with exit code 2 when it
+    came from ``--database-url``, 1 when it came from the environment.
     """
-    from horsies.config.postgres import strip_driver_suffix
-
     if database_url and database_url.strip():
-        return strip_driver_suffix(database_url.strip())
+        return checked_database_url(database_url.strip(), "--database-url")
     if app is not None:
         return app.config.broker.resolve_url()
     for variable in ("HORSIES_DATABASE_URL", "DATABASE_URL"):
         value = os.environ.get(variable, "").strip()
         if value:
-            return strip_driver_suffix(value)
+            return checked_database_url(value, variable)
     print(
         f"error: no database given; pass {names}, or set HORSIES_DATABASE_URL or DATABASE_URL",
         file=sys.stderr,
         flush=True,
     )
     raise typer.Exit(EXIT_USAGE)
+
+
+def checked_database_url(url: str, source: str) -> str:
+    """``url`` without its ``+psycopg`` suffix, or the command ends with HRS-203.
+
+    ``source`` names where the URL came from: a value given on the command line
+    (``--database-url``) is a usage error (exit code 2), one read from the
+    environment an error (exit code 1). The error shows only the URL's scheme,
+    so a password in a malformed URL is never printed.
+    """
+    from horsies.config.postgres import database_url_error, strip_driver_suffix
+
+    error = database_url_error(url, source)
+    if error is None:
+        return strip_driver_suffix(url)
+    if source.startswith("--"):
+        usage_error(error)
+    print_error(error)
+    raise typer.Exit(EXIT_ERROR)

@@ -10,12 +10,20 @@ from typing import Annotated
 
 import typer
 
-from horsies.cli._common import LoglevelOption
+from horsies.cli._common import LoglevelOption, checked_database_url
 
 DEMO_HELP = (
     "Run a worker and a throughput test on a temporary embedded database (or --database-url), "
     "then print throughput and latency."
 )
+
+
+def _database_url(option: str | None) -> str | None:
+    """``--database-url``, else ``HORSIES_DATABASE_URL``, checked; ``None`` for neither."""
+    if option and option.strip():
+        return checked_database_url(option.strip(), "--database-url")
+    value = os.environ.get("HORSIES_DATABASE_URL", "").strip()
+    return checked_database_url(value, "HORSIES_DATABASE_URL") if value else None
 
 
 def demo(
@@ -37,13 +45,15 @@ def demo(
     loglevel: Annotated[str, LoglevelOption] = "WARNING",
 ) -> None:
     """Run the demo."""
+    import psycopg
+
     from horsies.banner import get_version
     from horsies.config import mask_url
     from horsies.demo import run
     from horsies.logging import configure_logging, parse_loglevel
 
     configure_logging(parse_loglevel(loglevel))
-    url = database_url or os.environ.get("HORSIES_DATABASE_URL", "").strip() or None
+    url = _database_url(database_url)
     directory = None
     if url is None:
         if importlib.util.find_spec("pgserver") is None:
@@ -51,8 +61,8 @@ def demo(
                        "pip install 'horsies[embedded]'", err=True)
             raise typer.Exit(1)
         url, directory = run.temporary_database()
+    label = "embedded PostgreSQL (temporary)" if directory else mask_url(url)
     try:
-        label = "embedded PostgreSQL (temporary)" if directory else mask_url(url)
         if not force and run.active_workers(url):
             typer.echo("other horsies workers are active on this database; "
                        "use --force to run anyway", err=True)
@@ -62,6 +72,9 @@ def demo(
                                           keep_data, quiet=as_json))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except psycopg.Error as exc:  # unreachable server, refused login, missing database
+        typer.echo(f"error: could not use the database {label}: {exc}", err=True)
+        raise typer.Exit(1) from None
     finally:
         if directory is not None:
             run.drop_temporary_database(directory)

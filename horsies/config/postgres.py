@@ -17,6 +17,7 @@ __all__ = [
     "ACCEPTED_SCHEMES",
     "DATABASE_URL_ENV",
     "PostgresConfig",
+    "database_url_error",
     "mask_url",
     "strip_driver_suffix",
 ]
@@ -60,17 +61,37 @@ def mask_url(url: str, mask: str = _DEFAULT_MASK) -> str:
     return f"{scheme}://{authority}{tail}"
 
 
-def _check_url(checks: Collector, url: str, source: str) -> None:
-    """HRS-203 when ``url`` has no accepted scheme; the error shows only the scheme."""
+def _url_notes(url: str) -> list[str] | None:
+    """Why ``url`` has no accepted scheme (showing only the scheme), or ``None``."""
     scheme, sep, _ = url.partition("://")
     if sep and scheme in ACCEPTED_SCHEMES:
-        return
+        return None
     shown = f"scheme: {scheme!r}" if sep else "no scheme ('<scheme>://') found"
-    checks.add(
+    return [shown, "accepted schemes: " + ", ".join(ACCEPTED_SCHEMES)]
+
+
+def database_url_error(url: str, source: str) -> ConfigurationError | None:
+    """HRS-203 naming ``source`` when ``url`` is not a supported PostgreSQL URL.
+
+    For URLs that do not come from a ``PostgresConfig`` (command-line options,
+    environment variables); the error never shows more of the URL than its scheme.
+    """
+    notes = _url_notes(url)
+    if notes is None:
+        return None
+    return ConfigurationError(
         f"{source} is not a supported PostgreSQL URL",
-        notes=[shown, "accepted schemes: " + ", ".join(ACCEPTED_SCHEMES)],
+        code=ErrorCode.BROKER_INVALID_URL,
+        notes=notes,
         help_text=_URL_HELP,
-    )
+    ).with_location(None)
+
+
+def _check_url(checks: Collector, url: str, source: str) -> None:
+    """HRS-203 when ``url`` has no accepted scheme; the error shows only the scheme."""
+    notes = _url_notes(url)
+    if notes is not None:
+        checks.add(f"{source} is not a supported PostgreSQL URL", notes=notes, help_text=_URL_HELP)
 
 
 def _env_url() -> str | None:

@@ -8,6 +8,7 @@ notification was lost; without a listener it polls every 200 ms.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from datetime import datetime
@@ -52,6 +53,19 @@ def decode_stored_result(text: str | None) -> TaskResult[Any, TaskError]:
             f"stored result could not be decoded: {decoded.err_value}",
         )
     return decoded.ok_value
+
+
+def _check_timeout(timeout_ms: object) -> None:
+    """A timeout of the wrong type is a programming error: raised, never a result value."""
+    if timeout_ms is None:
+        return
+    if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)):
+        raise TypeError(
+            f"timeout_ms must be an int, a float or None (got {type(timeout_ms).__name__} "
+            f"{timeout_ms!r})"
+        )
+    if math.isnan(timeout_ms):
+        raise ValueError("timeout_ms must be a number of milliseconds (got nan)")
 
 
 class _Deadline:
@@ -144,6 +158,7 @@ class TaskHandle(Generic[T]):
 
     def get(self, timeout_ms: int | float | None = None) -> TaskResult[T, TaskError]:
         """Wait for the task to finish and return its result (or a retrieval error)."""
+        _check_timeout(timeout_ms)
         early = self._precheck()
         if early is not None:
             return early
@@ -151,7 +166,11 @@ class TaskHandle(Generic[T]):
         broker = self._app.get_broker()
         deadline = _Deadline(timeout_ms)
         woken = threading.Event()
-        subscribed = False
+        # With the listener already connected, subscribing before the first read
+        # makes one read enough: a completion after it is sure to wake us.
+        listening = broker.listener.connected
+        if listening:
+            broker.listener.subscribe(self.task_id, woken.set)
         try:
             while True:
                 row = broker.task_result_row(self.task_id)
@@ -160,9 +179,9 @@ class TaskHandle(Generic[T]):
                     return outcome
                 if deadline.expired():
                     return self._timeout(deadline)
-                if not subscribed:
+                if not listening:
+                    listening = True
                     broker.listener.subscribe(self.task_id, woken.set)
-                    subscribed = True
                     broker.listener.wait_connected(deadline.wait_slice(_LISTENER_GRACE_S))
                     continue  # re-read: the task may have finished before LISTEN took effect
                 cap = _RECHECK_S if broker.listener.connected else _POLL_S
@@ -171,10 +190,10 @@ class TaskHandle(Generic[T]):
         except Exception as exc:  # noqa: BLE001 - every failure becomes a value
             return self._broker_error(exc, deadline)
         finally:
-            if subscribed:
-                broker.listener.unsubscribe(self.task_id, woken.set)
+            broker.listener.unsubscribe(self.task_id, woken.set)
 
     async def get_async(self, timeout_ms: int | float | None = None) -> TaskResult[T, TaskError]:
+        _check_timeout(timeout_ms)
         early = self._precheck()
         if early is not None:
             return early
@@ -187,7 +206,9 @@ class TaskHandle(Generic[T]):
         def wake() -> None:
             loop.call_soon_threadsafe(woken.set)
 
-        subscribed = False
+        listening = broker.listener.connected
+        if listening:
+            broker.listener.subscribe(self.task_id, wake)
         try:
             while True:
                 row = await broker.task_result_row_async(self.task_id)
@@ -196,9 +217,9 @@ class TaskHandle(Generic[T]):
                     return outcome
                 if deadline.expired():
                     return self._timeout(deadline)
-                if not subscribed:
+                if not listening:
+                    listening = True
                     broker.listener.subscribe(self.task_id, wake)
-                    subscribed = True
                     await loop.run_in_executor(
                         None, broker.listener.wait_connected,
                         deadline.wait_slice(_LISTENER_GRACE_S),
@@ -215,8 +236,7 @@ class TaskHandle(Generic[T]):
         except Exception as exc:  # noqa: BLE001
             return self._broker_error(exc, deadline)
         finally:
-            if subscribed:
-                broker.listener.unsubscribe(self.task_id, wake)
+            broker.listener.unsubscribe(self.task_id, wake)
 
     # -- info -------------------------------------------------------------
 

@@ -40,6 +40,7 @@ NOT_GIVEN: Any = type("NotGiven", (), {"__repr__": lambda self: "<not given>"})(
 _INJECTED = ("workflow_ctx", "workflow_meta")
 _FUTURE_SENT_AT_SLACK = timedelta(seconds=5)
 _RESEND_DELAYS_MS = (200, 400, 800)
+_LATEST_TIME = datetime.max.replace(tzinfo=UTC)
 
 Code = TaskSendErrorCode
 
@@ -76,6 +77,16 @@ def _utc_overflows(value: datetime) -> bool:
     return False
 
 
+def _delay_problem(delay: Any) -> str | None:
+    if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
+        return f"delay must be an int >= 0 seconds, got {delay!r}"
+    # Stored timestamps must be readable back as Python datetimes (year 9999 at most).
+    latest = (_LATEST_TIME - datetime.now(UTC)).total_seconds()
+    if delay > latest:
+        return f"delay must end before the year 10000 (at most {int(latest)} seconds), got {delay}"
+    return None
+
+
 def _check_options(options: SendOptions, delay: int | None, *, is_async: bool) -> str | None:
     deadline = options.deadline
     if deadline is not None and (
@@ -90,8 +101,8 @@ def _check_options(options: SendOptions, delay: int | None, *, is_async: bool) -
         isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 100
     ):
         return f"priority must be an int from 1 to 100, got {priority!r}"
-    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int) or delay < 0):
-        return f"delay must be an int >= 0 seconds, got {delay!r}"
+    if delay is not None and (problem := _delay_problem(delay)) is not None:
+        return problem
     if options.connection is not None:
         return connection_problem(options.connection, is_async=is_async)
     return None
