@@ -93,6 +93,47 @@ WHERE t.id = picked.id
 RETURNING t.id::text, t.task_name, t.queue_name, t.priority, t.enqueued_at,
           t.args, t.kwargs;
 
+-- name: task_claim_start_many
+-- T2 and T4 in one statement for idle children when no cap needs counting: claim
+-- up to one task per child, in claim order, and start it on that child.
+WITH picked AS (
+    SELECT p.id, row_number() OVER (ORDER BY p.priority, p.enqueued_at, p.id) AS slot
+    FROM (
+        SELECT id, priority, enqueued_at
+        FROM horsies_tasks
+        WHERE status = 'PENDING'
+          AND queue_name = %(queue)s
+          AND enqueued_at <= statement_timestamp()
+          AND (next_retry_at IS NULL OR next_retry_at <= statement_timestamp())
+          AND (good_until IS NULL OR good_until > statement_timestamp())
+        ORDER BY priority, enqueued_at, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS p
+), child AS (
+    SELECT * FROM unnest(%(pids)s::int[]) WITH ORDINALITY AS c(pid, slot)
+)
+UPDATE horsies_tasks AS t
+SET status = 'RUNNING', claimed = FALSE, claimed_at = statement_timestamp(),
+    claimed_by_worker_id = %(worker_id)s, claim_expires_at = NULL,
+    started_at = statement_timestamp(),
+    worker_pid = child.pid, worker_hostname = %(hostname)s,
+    worker_process_name = 'worker-' || child.pid,
+    updated_at = statement_timestamp()
+FROM picked JOIN child USING (slot)
+WHERE t.id = picked.id
+RETURNING child.pid, t.id::text, t.task_name, t.args, t.kwargs;
+
+-- name: task_started_orphans
+-- After a start whose commit went unacknowledged: own RUNNING rows on the given
+-- children that were never handed to them.
+SELECT t.worker_pid, t.id::text, t.task_name, t.args, t.kwargs
+FROM horsies_tasks AS t
+WHERE t.status = 'RUNNING'
+  AND t.claimed_by_worker_id = %(worker_id)s
+  AND t.worker_pid = ANY(%(pids)s::int[])
+  AND NOT (t.id = ANY(%(known)s::uuid[]));
+
 -- name: task_confirm_many
 -- T4: ownership confirmation for tasks handed to idle children, one statement per batch.
 WITH pick(id, pid) AS (
@@ -156,6 +197,50 @@ SET status = 'COMPLETED', completed_at = statement_timestamp(),
     result = r.result, error_code = NULL, updated_at = statement_timestamp()
 FROM unnest(%(ids)s::uuid[], %(results)s::text[]) AS r(id, result)
 WHERE t.id = r.id AND t.status = 'RUNNING';
+
+-- name: task_complete_batch
+-- T11 for a batch of successes in one statement: lock in id order, complete, write
+-- the attempt rows and the capacity notices; returns the ids it completed.
+WITH r AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(results)s::text[]) AS r(id, result)
+), locked AS (
+    SELECT t.id FROM horsies_tasks AS t
+    WHERE t.id = ANY(%(ids)s::uuid[]) AND t.status = 'RUNNING'
+    ORDER BY t.id
+    FOR UPDATE
+), done AS (
+    UPDATE horsies_tasks AS t
+    SET status = 'COMPLETED', completed_at = statement_timestamp(),
+        result = r.result, error_code = NULL, updated_at = statement_timestamp()
+    FROM r, locked
+    WHERE t.id = r.id AND t.id = locked.id
+    RETURNING t.id, t.queue_name, t.retry_count, t.started_at, t.claimed_by_worker_id,
+              t.worker_hostname, t.worker_pid, t.worker_process_name
+), attempts AS (
+    INSERT INTO horsies_task_attempts (
+        task_id, attempt, outcome, will_retry, started_at, finished_at, worker_id,
+        worker_hostname, worker_pid, worker_process_name
+    )
+    SELECT id, retry_count + 1, 'COMPLETED', FALSE, started_at, statement_timestamp(),
+           claimed_by_worker_id, worker_hostname, worker_pid, worker_process_name
+    FROM done
+    ON CONFLICT (task_id, attempt) DO UPDATE
+    SET outcome = EXCLUDED.outcome, will_retry = EXCLUDED.will_retry,
+        started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
+        error_code = NULL, error_message = NULL, failed_reason = NULL,
+        worker_id = EXCLUDED.worker_id, worker_hostname = EXCLUDED.worker_hostname,
+        worker_pid = EXCLUDED.worker_pid, worker_process_name = EXCLUDED.worker_process_name
+), notices AS (
+    SELECT count(pg_notify(n.channel, n.payload)) AS sent
+    FROM (
+        SELECT 'task_new' AS channel, 'capacity:' || min(id::text) AS payload FROM done
+        UNION ALL
+        SELECT 'task_queue_' || queue_name, 'capacity:' || min(id::text)
+        FROM done GROUP BY queue_name
+    ) AS n
+    WHERE n.payload IS NOT NULL
+)
+SELECT done.id::text FROM done, notices;
 
 -- name: task_fail_many
 -- T12/T13: failures of one batch that will not be retried.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -23,6 +25,11 @@ CLAIM_LOCK_KEY = int.from_bytes(hashlib.sha256(b"horsies:claim:v1").digest()[:8]
                                 signed=True)
 
 
+# Without caps, expired leases are swept at most this often (with caps every
+# pass sweeps, inside its locked transaction).
+SWEEP_INTERVAL_S = 1.0
+
+
 class Claimer:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
@@ -36,6 +43,7 @@ class Claimer:
         # Counting (and serializing passes) is only needed when some cap is shared.
         self.needs_counts = cfg.cluster_wide_cap is not None or bool(self.caps)
         self.failures = 0
+        self._last_sweep = 0.0
 
     async def round(self) -> None:
         """Repeat passes until one claims nothing (or the worker stops)."""
@@ -73,24 +81,43 @@ class Claimer:
             per_queue[queue] = running if soft else running + claimed
         return total, per_queue
 
+    def _left_to_starter(self) -> int:
+        """Idle children are served by claim-and-start, not by the ready queue."""
+        w = self.worker
+        return len(w.pool.idle_children()) if w.dispatcher.starter.enabled else 0
+
+    def _sweep_due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_sweep < SWEEP_INTERVAL_S:
+            return False
+        self._last_sweep = now
+        return True
+
     async def one_pass(self) -> int:
         w = self.worker
-        if w.local_budget() == 0:
-            return 0  # fully busy: no statement at all
-        cfg = w.app.config
         conn: psycopg.AsyncConnection[Any] = w._conns["claim"]
+        if not self.needs_counts and self._sweep_due():
+            await conn.execute(queries["task_lease_sweep_many"], {"queues": w.queues})
+        reserved = self._left_to_starter()
+        if w.local_budget() - reserved <= 0:
+            return 0  # fully busy: no (further) statement at all
+        cfg = w.app.config
         claimed_rows: list[tuple[Any, ...]] = []
-        async with conn.transaction():
+        # Without a shared cap nothing ties the pass's statements together, so each
+        # runs as its own implicit transaction (one round trip, no BEGIN/COMMIT).
+        pass_tx = conn.transaction() if self.needs_counts else contextlib.nullcontext()
+        async with pass_tx:
             if self.needs_counts:
                 await conn.execute(queries["claim_lock"], {"key": CLAIM_LOCK_KEY})
-            await conn.execute(queries["task_lease_sweep_many"], {"queues": w.queues})
+                await conn.execute(queries["task_lease_sweep_many"], {"queues": w.queues})
             global_in_flight, per_queue = 0, {}
             if self.needs_counts:
                 cur = await conn.execute(queries["task_inflight_counts"])
                 global_in_flight, per_queue = self._counts(await cur.fetchall())
             remaining = compute_pass_budget(
                 w.config.processes, cfg.prefetch_buffer, w.config.max_claim_per_worker,
-                cfg.cluster_wide_cap, w.local_running, w.local_claimed, global_in_flight)
+                cfg.cluster_wide_cap, w.local_running, w.local_claimed, global_in_flight
+            ) - reserved
             for queue in self.order:
                 if remaining <= 0:
                     break

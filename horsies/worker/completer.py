@@ -149,7 +149,14 @@ async def _locked_rows(
 
 
 async def finalize_batch(conn: psycopg.AsyncConnection[Any], endings: list[Ending]) -> Plan:
-    """Phase 1 for a batch of child results; returns what was written."""
+    """Phase 1 for a batch of child results; returns what was written.
+
+    `conn` is in autocommit mode: a batch of successes, the common case, is one
+    statement and one round trip; a batch with an error needs the retry decision
+    on the locked rows, in a transaction of several statements.
+    """
+    if all(e.ok for e in endings):
+        return await _complete_batch(conn, endings)
     plan = Plan()
     async with conn.transaction():
         rows = await _locked_rows(conn, queries["task_finalize_lock_many"],
@@ -163,6 +170,16 @@ async def finalize_batch(conn: psycopg.AsyncConnection[Any], endings: list[Endin
             plan.add(row, ending)
         await plan.execute(conn)
     return plan
+
+
+async def _complete_batch(conn: psycopg.AsyncConnection[Any], endings: list[Ending]) -> Plan:
+    cur = await conn.execute(queries["task_complete_batch"], {
+        "ids": [e.task_id for e in endings], "results": [e.result_json for e in endings]})
+    done = {row[0] for row in await cur.fetchall()}
+    for ending in endings:
+        if ending.task_id not in done:
+            log.warning("Task %s finalize skipped: status is no longer RUNNING", ending.task_id)
+    return Plan()
 
 
 def crash_result_json(

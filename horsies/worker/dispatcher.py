@@ -20,6 +20,7 @@ import psycopg
 from horsies.db.broker import is_transient
 from horsies.sql import queries
 from horsies.worker import protocol
+from horsies.worker.starter import Starter
 
 if TYPE_CHECKING:
     from horsies.worker.executor import Child
@@ -49,6 +50,7 @@ class Dispatcher:
         self.failures = 0
         # Tasks whose confirmation may have committed without an acknowledgement.
         self.uncertain: set[str] = set()
+        self.starter = Starter(worker)
 
     @property
     def claimed(self) -> int:
@@ -60,6 +62,14 @@ class Dispatcher:
         ids = [t.task_id for t in self.ready]
         self.ready.clear()
         return ids
+
+    def hand_over(self, child: Child, task_id: str, name: str, args: str | None,
+                  kwargs: str | None) -> None:
+        """Send a confirmed task to its child; it now counts as running."""
+        interval = self.worker.app.config.recovery.runner_heartbeat_interval_ms
+        self.worker.running[task_id] = child
+        self.worker.pool.run(child, protocol.Run(task_id, name, args, kwargs,
+                                                 self.worker.worker_id, interval))
 
     def push(self, rows: list[tuple[Any, ...]]) -> None:
         # A pass can re-claim one of this worker's own expired claims that still
@@ -76,31 +86,30 @@ class Dispatcher:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            while self.ready and not self.worker.stopping:
+            while not self.worker.stopping:
                 idle = self.worker.pool.idle_children()
                 if not idle:
                     break
-                batch = [heapq.heappop(self.ready) for _ in range(min(len(idle), len(self.ready)))]
-                await self._dispatch(batch, idle[: len(batch)])
+                if self.ready:
+                    batch = [heapq.heappop(self.ready)
+                             for _ in range(min(len(idle), len(self.ready)))]
+                    await self._dispatch(batch, idle[: len(batch)])
+                elif not await self.starter.start(idle):
+                    break
 
     async def _dispatch(self, batch: list[ReadyTask], children: list[Child]) -> None:
         self.in_flight += len(batch)
         conn = self.worker._conns["dispatch"]
         try:
-            async with conn.transaction():
-                cur = await conn.execute(queries["task_confirm_many"], {
-                    "ids": [t.task_id for t in batch], "pids": [c.pid for c in children],
-                    "hostname": self.worker.hostname, "worker_id": self.worker.worker_id})
-                confirmed = {row[0] for row in await cur.fetchall()}
-                lost = [t.task_id for t in batch if t.task_id not in confirmed]
-                if lost and self.uncertain:
-                    confirmed |= await self._reconfirm(conn, batch, children, confirmed)
-                    lost = [t.task_id for t in batch if t.task_id not in confirmed]
-                expired = set()
-                if lost:
-                    cur = await conn.execute(queries["task_expire_claimed_many"],
-                                             {"ids": lost, "worker_id": self.worker.worker_id})
-                    expired = {row[0] for row in await cur.fetchall()}
+            # One statement, its own transaction (the connection is in autocommit).
+            cur = await conn.execute(queries["task_confirm_many"], {
+                "ids": [t.task_id for t in batch], "pids": [c.pid for c in children],
+                "hostname": self.worker.hostname, "worker_id": self.worker.worker_id})
+            confirmed = {row[0] for row in await cur.fetchall()}
+            expired: set[str] = set()
+            if len(confirmed) < len(batch):
+                async with conn.transaction():
+                    confirmed, expired = await self._unconfirmed(conn, batch, children, confirmed)
         except Exception as exc:
             self.in_flight -= len(batch)
             await self._dispatch_failed(batch, exc)
@@ -108,12 +117,10 @@ class Dispatcher:
         self.in_flight -= len(batch)
         self.failures = 0
         self.uncertain.difference_update(t.task_id for t in batch)
-        interval = self.worker.app.config.recovery.runner_heartbeat_interval_ms
         for task, child in zip(batch, children, strict=True):
             if task.task_id in confirmed:
-                self.worker.running[task.task_id] = child
-                self.worker.pool.run(child, protocol.Run(task.task_id, task.task_name, task.args_json,
-                                                  task.kwargs_json, self.worker.worker_id, interval))
+                self.hand_over(child, task.task_id, task.task_name, task.args_json,
+                               task.kwargs_json)
             elif task.task_id in expired:
                 log.info("Task %s expired before start (TASK_EXPIRED)", task.task_id)
             else:
@@ -123,6 +130,20 @@ class Dispatcher:
         ceiling_binds = self.worker.app.config.prefetch_buffer > 0 or self.worker.config.max_claim_per_worker > 0
         if len(confirmed) < len(batch) or (confirmed and ceiling_binds):
             self.worker.wake.set()
+
+    async def _unconfirmed(self, conn: psycopg.AsyncConnection[Any], batch: list[ReadyTask],
+                           children: list[Child], confirmed: set[str]
+                           ) -> tuple[set[str], set[str]]:
+        """Replay uncertain confirmations, then expire the claims whose deadline
+        passed; returns the confirmed and the expired ids."""
+        if self.uncertain:
+            confirmed = confirmed | await self._reconfirm(conn, batch, children, confirmed)
+        lost = [t.task_id for t in batch if t.task_id not in confirmed]
+        if not lost:
+            return confirmed, set()
+        cur = await conn.execute(queries["task_expire_claimed_many"],
+                                 {"ids": lost, "worker_id": self.worker.worker_id})
+        return confirmed, {row[0] for row in await cur.fetchall()}
 
     async def _reconfirm(self, conn: psycopg.AsyncConnection[Any], batch: list[ReadyTask],
                          children: list[Child], confirmed: set[str]) -> set[str]:

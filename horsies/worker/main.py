@@ -53,9 +53,12 @@ _SESSION_OPTIONS = {"claim": "-c synchronous_commit=off"}
 
 
 async def connect(
-    url: str, *, autocommit: bool = False, role: str = ""
+    url: str, *, autocommit: bool = True, role: str = ""
 ) -> psycopg.AsyncConnection[Any]:
-    """A main-process connection; `role` names its job (claim, dispatch, writer, ...)."""
+    """A main-process connection; `role` names its job (claim, dispatch, writer, ...).
+
+    Hot single statements run as their own implicit transaction (one round trip);
+    multi-statement work opens `conn.transaction()` explicitly."""
     extra = {"options": _SESSION_OPTIONS[role]} if role in _SESSION_OPTIONS else {}
     return await psycopg.AsyncConnection.connect(
         url, autocommit=autocommit, prepare_threshold=_prepare_threshold(), connect_timeout=10,
@@ -164,7 +167,7 @@ class Worker:
             log.exception("crash path failed for task %s", task_id)
         finally:
             self.running.pop(task_id, None)
-            self.wake.set()
+            self.wake_all()
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -205,7 +208,7 @@ class Worker:
         url = self.app.get_broker().url()
         for name in ("claim", "dispatch", "writer", "service"):
             self._conns[name] = await connect(url, role=name)
-        self._conns["listener"] = await connect(url, autocommit=True)
+        self._conns["listener"] = await connect(url)
 
     async def _listen(self) -> None:
         conn = self._conns["listener"]
@@ -222,7 +225,7 @@ class Worker:
             try:
                 async for _note in self._conns["listener"].notifies():
                     failures = 0
-                    self.wake.set()
+                    self.wake_all()
             except (psycopg.Error, OSError) as exc:
                 if self.stopping:
                     return
@@ -234,14 +237,14 @@ class Worker:
                             exc, delay, failures, res.db_retry_max_attempts or "inf")
                 await asyncio.sleep(delay)
                 try:
-                    conn = await connect(self.app.get_broker().url(), autocommit=True)
+                    conn = await connect(self.app.get_broker().url())
                     for channel in channels:
                         await conn.execute(f'LISTEN "{channel}"')
                     old, self._conns["listener"] = self._conns["listener"], conn
                     with contextlib.suppress(Exception):
                         await old.close()
                     failures = 0
-                    self.wake.set()  # notifications sent meanwhile are lost
+                    self.wake_all()  # notifications sent meanwhile are lost
                 except (psycopg.Error, OSError):
                     continue
 
@@ -337,7 +340,12 @@ class Worker:
             self.running.pop(ending.task_id, None)
         if plan is not None:
             self._after_finalize(plan)
+        self.wake_all()
+
+    def wake_all(self) -> None:
+        """Something may be claimable, or a slot was freed: claimer and dispatcher look again."""
         self.wake.set()
+        self.dispatcher.wake.set()
 
     def _after_finalize(self, plan: Any) -> None:
         loop = asyncio.get_running_loop()
