@@ -1,4 +1,5 @@
-"""asv benchmarks of horsies: the compiled hot paths side by side with their pure twins.
+"""asv benchmarks of horsies: the compiled hot paths side by side with their pure twins,
+and the database workloads W1-W5 (bench_database.py).
 
 With horsies installed in the current environment, run
 ``asv run --python=same --quick`` from the repository root (see asv.conf.json).

@@ -4,12 +4,14 @@
 
 Without a URL a temporary embedded PostgreSQL is used. Every workload runs
 in a database of its own, created empty and dropped afterwards. Prints the
-median of the runs with min-max, and the server's settings.
+median of the runs with min-max, and the server's settings. The asv suite
+(benchmarks/bench_database.py) runs the same functions with smaller counts.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import shutil
 import signal
@@ -52,6 +54,33 @@ def with_database(url: str, name: str) -> str:
 
 
 @contextmanager
+def server(url: str | None) -> Iterator[str]:
+    """`url` as it is, or a temporary embedded server stopped and removed on exit."""
+    if url is not None:
+        yield url
+        return
+    from horsies import embedded
+
+    datadir = tempfile.mkdtemp(prefix="horsies-bench-")
+    try:
+        yield embedded.start(datadir)
+    finally:
+        embedded.stop(datadir)
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+@contextmanager
+def app_dir() -> Iterator[Path]:
+    """A temporary directory holding the benchmark task module, bench_app.py."""
+    workdir = Path(tempfile.mkdtemp(prefix="horsies-bench-app-"))
+    try:
+        (workdir / "bench_app.py").write_text(APP_SOURCE)
+        yield workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
 def fresh_database(server_url: str) -> Iterator[str]:
     name = f"horsies_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as admin:
@@ -91,6 +120,7 @@ class Worker:
             start_new_session=True,
         )
         self.started = threading.Event()
+        self.log_tail: collections.deque[str] = collections.deque(maxlen=40)  # for errors
         self.peak_rss = 0
         self._stop = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
@@ -99,6 +129,7 @@ class Worker:
     def _read(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
+            self.log_tail.append(line)
             if "Worker started" in line:
                 self.started.set()
 
@@ -124,10 +155,22 @@ class Worker:
             self.peak_rss = max(self.peak_rss, self._tree_rss())
             time.sleep(0.05)
 
+    def failure(self, what: str) -> RuntimeError:
+        return RuntimeError(f"{what}; its last log lines:\n{''.join(self.log_tail)}")
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise self.failure(f"worker exited with status {self.proc.returncode}")
+
     def stop(self) -> None:
         self._stop.set()
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
 
 def unfinished(url: str) -> int:
@@ -140,60 +183,65 @@ def unfinished(url: str) -> int:
 # -- the workloads ------------------------------------------------------------
 
 
-def w1_enqueue_single(url: str, workdir: Path) -> dict[str, float]:
+def w1_enqueue_single(url: str, workdir: Path, count: int = 5000) -> dict[str, float]:
     with bench_app(url, workdir) as m:
         m.bench_add.send(0, 0)  # warm the pool and the prepared statement
         started = time.perf_counter()
-        for i in range(5000):
+        for i in range(count):
             assert m.bench_add.send(i, i).is_ok()
         elapsed = time.perf_counter() - started
-    return {"tasks/s": 5000 / elapsed}
+    return {"tasks/s": count / elapsed}
 
 
-def w2_enqueue_batch(url: str, workdir: Path) -> dict[str, float]:
+def w2_enqueue_batch(url: str, workdir: Path, count: int = 100_000) -> dict[str, float]:
     with bench_app(url, workdir) as m:
-        calls = [(i, i) for i in range(100_000)]
+        calls = [(i, i) for i in range(count)]
         started = time.perf_counter()
         assert m.bench_add.send_many(calls).is_ok()
         elapsed = time.perf_counter() - started
-    return {"tasks/s": 100_000 / elapsed}
+    return {"tasks/s": count / elapsed}
 
 
-def w3_drain(url: str, workdir: Path) -> dict[str, float]:
+def w3_drain(url: str, workdir: Path, count: int = 20_000) -> dict[str, float]:
     with bench_app(url, workdir) as m:
-        assert m.bench_add.send_many([(i, i) for i in range(20_000)]).is_ok()
+        assert m.bench_add.send_many([(i, i) for i in range(count)]).is_ok()
     started = time.perf_counter()
     worker = Worker(url, workdir, processes=2)
-    while unfinished(url):
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - started
-    worker.stop()
+    try:
+        while unfinished(url):
+            worker.check_alive()
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    finally:
+        worker.stop()
     with psycopg.connect(url) as conn:
         first, last = conn.execute(
             "SELECT min(started_at), max(completed_at) FROM horsies_tasks").fetchone()
         size = sum(conn.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0]
                    for t in TABLES)
     return {
-        "tasks/s": 20_000 / elapsed,
-        "tasks/s after start": 20_000 / (last - first).total_seconds(),
+        "tasks/s": count / elapsed,
+        "tasks/s after start": count / (last - first).total_seconds(),
         "peak MB": worker.peak_rss / 2**20,
-        "W5 KB/task": size / 20_000 / 1024,
+        "W5 KB/task": size / count / 1024,
     }
 
 
 def w4_latency(url: str, workdir: Path) -> dict[str, float]:
     with bench_app(url, workdir) as m:
         worker = Worker(url, workdir, processes=2)
-        if not worker.started.wait(60):
-            raise RuntimeError("worker did not start")
-        m.bench_add.send(0, 0).ok_value.get(timeout_ms=10_000)  # warm up
-        samples = []
-        for i in range(200):
-            started = time.perf_counter()
-            result = m.bench_add.send(i, i).ok_value.get(timeout_ms=10_000)
-            samples.append((time.perf_counter() - started) * 1000)
-            assert result.ok_value == 2 * i
-        worker.stop()
+        try:
+            if not worker.started.wait(60):
+                raise worker.failure("worker did not start within 60 s")
+            m.bench_add.send(0, 0).ok_value.get(timeout_ms=10_000)  # warm up
+            samples = []
+            for i in range(200):
+                started = time.perf_counter()
+                result = m.bench_add.send(i, i).ok_value.get(timeout_ms=10_000)
+                samples.append((time.perf_counter() - started) * 1000)
+                assert result.ok_value == 2 * i
+        finally:
+            worker.stop()
     samples.sort()
     rank: Callable[[float], float] = lambda p: samples[max(0, -(-len(samples) * p // 100) - 1)]
     return {"p50 ms": rank(50), "p95 ms": rank(95), "p99 ms": rank(99)}
@@ -226,16 +274,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default=",".join(WORKLOADS))
     args = parser.parse_args()
-    datadir = None
-    url = args.database_url
-    if url is None:
-        from horsies import embedded
-
-        datadir = tempfile.mkdtemp(prefix="horsies-bench-")
-        url = embedded.start(datadir)
-    workdir = Path(tempfile.mkdtemp(prefix="horsies-bench-app-"))
-    (workdir / "bench_app.py").write_text(APP_SOURCE)
-    try:
+    with server(args.database_url) as url, app_dir() as workdir:
         print(server_settings(url))
         from horsies._speedups import IMPL
 
@@ -246,13 +285,6 @@ def main() -> int:
                 with fresh_database(url) as db:
                     runs.append(WORKLOADS[name](db, workdir))
             print(f"{name}: {summarize(runs)}", flush=True)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        if datadir is not None:
-            from horsies import embedded
-
-            embedded.stop(datadir)
-            shutil.rmtree(datadir, ignore_errors=True)
     return 0
 
 
