@@ -106,7 +106,10 @@ class Worker:
 
     @property
     def local_running(self) -> int:
-        return len(self.running)
+        """Tasks in a child. A task whose result is still being written no longer
+        holds its child, so the child may start the next one meanwhile (the cluster
+        and queue caps still count its row as RUNNING until the write commits)."""
+        return self.pool.busy_count()
 
     @property
     def local_claimed(self) -> int:
