@@ -78,6 +78,9 @@ class Worker:
         self.max_claim_per_worker = effective_max_claimed(
             config.processes, cfg.prefetch_buffer, config.max_claim_per_worker)
         self.running: dict[str, Child] = {}  # confirmed and not yet persisted
+        # Tasks whose result could not be written: still RUNNING in the table,
+        # left to the reaper, never to be handed out again.
+        self.abandoned: set[str] = set()
         self.results: asyncio.Queue[Ending] = asyncio.Queue()
         self.wake = asyncio.Event()
         self.stopping = False
@@ -168,6 +171,7 @@ class Worker:
                         await self._reconnect("writer")
         except Exception:
             log.exception("crash path failed for task %s", task_id)
+            self.abandoned.add(task_id)
         finally:
             self.running.pop(task_id, None)
             self.wake_all()
@@ -341,7 +345,9 @@ class Worker:
                     await self._reconnect("writer")
         for ending in batch:
             self.running.pop(ending.task_id, None)
-        if plan is not None:
+        if plan is None:
+            self.abandoned.update(ending.task_id for ending in batch)
+        else:
             self._after_finalize(plan)
         self.wake_all()
 

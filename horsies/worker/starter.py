@@ -84,7 +84,7 @@ class Starter:
         try:
             cur = await w._conns["dispatch"].execute(queries["task_started_orphans"], {
                 "worker_id": w.worker_id, "pids": sorted(self.uncertain_pids),
-                "known": list(w.running)})
+                "known": [*w.running, *w.abandoned]})
             rows = await cur.fetchall()
         except Exception as exc:
             await self._failed([], exc)
