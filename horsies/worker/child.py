@@ -149,6 +149,7 @@ def child_main(conn: Connection, spec: ChildSpec, parent_pid: int) -> None:
 
 
 def _serve(app: Any, conn: Connection) -> None:
+    beats = _RunnerHeartbeat(conn)
     while True:
         try:
             message = protocol.decode(conn.recv_bytes())
@@ -157,7 +158,7 @@ def _serve(app: Any, conn: Connection) -> None:
         if isinstance(message, protocol.Stop):
             return
         if isinstance(message, protocol.Run):
-            beats = _RunnerHeartbeat(conn, message)
+            beats.start(message)
             try:
                 outcome = execute(app, message)
             finally:
@@ -170,32 +171,40 @@ def _serve(app: Any, conn: Connection) -> None:
 
 
 class _RunnerHeartbeat:
-    """Daemon thread reporting `Beat` over the pipe while a task runs (workers.md §7.3).
+    """Reports `Beat` over the pipe while a task runs (workers.md §7.3).
 
-    The main process writes the runner heartbeat rows; a child whose thread is
-    starved (or that hangs with the GIL held) stops reporting and goes stale.
+    One daemon thread per child, for all its tasks: starting a thread per task
+    would cost more than a short task. The main process writes the runner
+    heartbeat rows; a child whose thread is starved (or that hangs with the GIL
+    held) stops reporting and goes stale.
     """
 
-    def __init__(self, conn: Connection, run: protocol.Run) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.lock = threading.Lock()  # the pipe is shared with the Result send
         self._conn = conn
-        self._beat = protocol.encode(protocol.Beat(task_id=run.task_id))
-        self._interval = max(0.05, run.runner_heartbeat_interval_ms / 1000)
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="horsies-runner-heartbeat",
-                                        daemon=True)
-        self._thread.start()
+        self._beat: bytes | None = None  # the current task's report, None when idle
+        self._interval = 1.0
+        self._running = threading.Event()
+        threading.Thread(target=self._loop, name="horsies-runner-heartbeat", daemon=True).start()
 
-    def _loop(self) -> None:
-        while not self._stopped.wait(self._interval):
-            try:
-                with self.lock:
-                    if self._stopped.is_set():
-                        return
-                    self._conn.send_bytes(self._beat)
-            except (BrokenPipeError, OSError):
-                return
+    def start(self, run: protocol.Run) -> None:
+        with self.lock:
+            self._beat = protocol.encode(protocol.Beat(task_id=run.task_id))
+            self._interval = max(0.05, run.runner_heartbeat_interval_ms / 1000)
+        self._running.set()
 
     def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(1.0)
+        with self.lock:
+            self._beat = None
+        self._running.clear()
+
+    def _loop(self) -> None:
+        while True:
+            self._running.wait()
+            time.sleep(self._interval)
+            try:
+                with self.lock:
+                    if self._beat is not None:
+                        self._conn.send_bytes(self._beat)
+            except (BrokenPipeError, OSError):
+                return
