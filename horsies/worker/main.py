@@ -230,9 +230,12 @@ class Worker:
         failures = 0
         while not self.stopping:
             try:
-                async for _note in self._conns["listener"].notifies():
+                async for note in self._conns["listener"].notifies():
                     failures = 0
-                    self.wake_all()
+                    # Freed capacity matters only where a cap counts the cluster;
+                    # otherwise a worker's budget is its own, and it already knows.
+                    if self.claimer.needs_counts or not note.payload.startswith("capacity:"):
+                        self.wake_all()
             except (psycopg.Error, OSError) as exc:
                 if self.stopping:
                     return
