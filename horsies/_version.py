@@ -1,12 +1,10 @@
-"""The package version: from the installed metadata when available, else the source default."""
+"""The package version: a literal, so that `import horsies` need not read package metadata.
+
+Keep it equal to ``version`` in pyproject.toml (tests/unit/test_import_cost.py checks).
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 __all__ = ["__version__"]
 
-try:
-    __version__: str = version("horsies")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.1.0"
+__version__ = "0.1.0"

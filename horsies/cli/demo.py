@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import os
@@ -45,6 +44,8 @@ def demo(
     loglevel: Annotated[str, LoglevelOption] = "WARNING",
 ) -> None:
     """Run the demo."""
+    import asyncio  # not at module level: worker children import this module via the CLI
+
     import psycopg
 
     from horsies.banner import get_version

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import math
 import time
@@ -11,10 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-
 from horsies.codec import args_to_json
-from horsies.db.broker import is_transient
 from horsies.result import Err, Ok
 from horsies.tasks.handle import TaskHandle
 from horsies.tasks.ids import new_task_ids
@@ -168,6 +164,8 @@ def prepare_batch(
 
 
 def _failed(batch: Batch, exc: BaseException, *, transactional: bool) -> Err[TaskSendError]:
+    from horsies.db.broker import is_transient
+
     batch.complete()  # a COPY that failed midway still reports every id of the batch
     return Err(TaskSendError(
         TaskSendErrorCode.ENQUEUE_FAILED,
@@ -198,6 +196,8 @@ def send_many(sender: TaskSender, options: SendOptions, calls: Any) -> Any:
     batch = prepare_batch(sender, options, calls, is_async=False)
     if not isinstance(batch, Batch):
         return Ok([]) if batch == [] else batch
+    import psycopg  # loaded with the broker anyway; kept off `import horsies`
+
     broker = sender.app.get_broker()
     if options.connection is not None:
         try:
@@ -232,6 +232,10 @@ async def send_many_async(sender: TaskSender, options: SendOptions, calls: Any) 
     batch = prepare_batch(sender, options, calls, is_async=True)
     if not isinstance(batch, Batch):
         return Ok([]) if batch == [] else batch
+    import asyncio
+
+    import psycopg  # loaded with the broker anyway; kept off `import horsies`
+
     broker = sender.app.get_broker()
     if options.connection is not None:
         try:

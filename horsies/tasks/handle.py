@@ -7,7 +7,6 @@ notification was lost; without a listener it polls every 200 ms.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 import time
@@ -16,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from horsies.codec import loads_json, task_result_from_json
 from horsies.codes import OperationalErrorCode, OutcomeCode, RetrievalCode
-from horsies.db.broker import is_transient
 from horsies.info import BrokerErrorCode, BrokerOperationError, TaskAttemptInfo, TaskInfo
 from horsies.result import Err, Ok
 from horsies.states import TaskAttemptOutcome, TaskStatus
@@ -193,6 +191,8 @@ class TaskHandle(Generic[T]):
             broker.listener.unsubscribe(self.task_id, woken.set)
 
     async def get_async(self, timeout_ms: int | float | None = None) -> TaskResult[T, TaskError]:
+        import asyncio  # already loaded by the running loop; not at module level
+
         _check_timeout(timeout_ms)
         early = self._precheck()
         if early is not None:
@@ -246,6 +246,8 @@ class TaskHandle(Generic[T]):
         ))
 
     def _info_failed(self, exc: BaseException | None, message: str) -> Err[BrokerOperationError]:
+        from horsies.db.broker import is_transient
+
         return Err(BrokerOperationError(
             code=BrokerErrorCode.TASK_INFO_QUERY_FAILED, message=message,
             retryable=exc is not None and is_transient(exc), exception=exc,

@@ -8,7 +8,6 @@ raises for bad input or a broken database: every failure is an
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,11 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import psycopg
-from psycopg import pq
 
 from horsies.codec import args_to_json, kwargs_to_json
-from horsies.db.broker import is_transient
 from horsies.errors import HorsiesError
 from horsies.result import Err, Ok
 from horsies.tasks.handle import TaskHandle
@@ -34,6 +30,8 @@ from horsies.tasks.send_types import (
 )
 
 if TYPE_CHECKING:
+    import psycopg
+
     from horsies.tasks.decorator import TaskFunction
 
 NOT_GIVEN: Any = type("NotGiven", (), {"__repr__": lambda self: "<not given>"})()
@@ -110,6 +108,9 @@ def _check_options(options: SendOptions, delay: int | None, *, is_async: bool) -
 
 def connection_problem(conn: Any, *, is_async: bool) -> str | None:
     """Why `conn` cannot carry a transactional send, or None."""
+    import psycopg  # here, not at module level: workers that never send skip it
+    from psycopg import pq
+
     wanted = psycopg.AsyncConnection if is_async else psycopg.Connection
     if not isinstance(conn, wanted):
         return f"connection must be a {wanted.__name__} for this method"
@@ -286,6 +287,8 @@ class TaskSender:
     def _failed(
         self, exc: BaseException, prepared: Prepared, *, transactional: bool
     ) -> Err[TaskSendError]:
+        from horsies.db.broker import is_transient
+
         retryable = not transactional and is_transient(exc)
         return Err(
             TaskSendError(
@@ -367,6 +370,8 @@ class TaskSender:
         return outcome
 
     async def write_async(self, prepared: Prepared, connection: Any = None) -> Any:
+        import asyncio  # already loaded by the running loop; not at module level
+
         if (refused := self._future_sent_at(prepared)) is not None:
             return refused
         if connection is not None:
