@@ -154,8 +154,10 @@ class Worker:
             self.pool.start_child()
 
     async def _crash(self, task_id: str, pid: int, reason: str) -> None:
+        res = self.app.config.resilience
+        failures = 0
         try:
-            for attempt in range(4):
+            while True:
                 try:
                     async with self.writer_lock:
                         plan = await finalize_crash(self._conns["writer"], task_id, pid,
@@ -163,10 +165,11 @@ class Worker:
                     self._after_finalize(plan)
                     break
                 except Exception as exc:
-                    if not is_transient(exc) or attempt == 3:
+                    failures += 1
+                    if not is_transient(exc) or self.forced or not res.retry_allowed(failures):
                         raise
                     log.warning("crash path for task %s failed (%s); retrying", task_id, exc)
-                    await asyncio.sleep(0.5 * 2 ** attempt)
+                    await asyncio.sleep(res.backoff_ms(failures) / 1000)
                     async with self.writer_lock:
                         await self._reconnect("writer")
         except Exception:
@@ -330,20 +333,26 @@ class Worker:
             await self._persist(batch)
 
     async def _persist(self, batch: list[Ending]) -> None:
-        delays = (0.5, 1.0, 2.0)
-        for attempt in range(len(delays) + 1):
+        """Phase 1 for a batch, retried through a database outage like every other
+        main-process connection (the resilience backoff), until a forced shutdown."""
+        res = self.app.config.resilience
+        failures = 0
+        while True:
             try:
                 async with self.writer_lock:
                     plan = await finalize_batch(self._conns["writer"], batch)
                 break
             except Exception as exc:
-                if not is_transient(exc) or attempt == len(delays):
+                failures += 1
+                if not is_transient(exc) or self.forced or not res.retry_allowed(failures):
                     log.critical("Finalize retries exhausted for %d task(s) stage=phase1_persist: "
                                  "%s", len(batch), exc)
                     plan = None
                     break
-                log.warning("finalize failed (%s); retrying in %.1fs", exc, delays[attempt])
-                await asyncio.sleep(delays[attempt])
+                delay = res.backoff_ms(failures) / 1000
+                log.warning("finalize failed (%s); retrying in %.1fs (attempt %d/%s)", exc, delay,
+                            failures, res.db_retry_max_attempts or "inf")
+                await asyncio.sleep(delay)
                 async with self.writer_lock:
                     await self._reconnect("writer")
         for ending in batch:

@@ -185,6 +185,14 @@ class Reaper:
         self.failures = {"requeue_stale_claimed": 0, "mark_stale_tasks_as_failed": 0}
         self.disabled: set[str] = set()
         self.next_retention: float | None = None  # monotonic; None = due now
+        # When this reaper last lost the database (monotonic). Heartbeats could not
+        # be written meanwhile either, so staleness is judged only once a full
+        # threshold of live heartbeats has passed since.
+        self.last_outage: float | None = None
+
+    def _live_since_outage(self, threshold_ms: int) -> bool:
+        return (self.last_outage is None
+                or time.monotonic() - self.last_outage >= threshold_ms / 1000)
 
     def log_config(self) -> None:
         c = self.config
@@ -205,11 +213,13 @@ class Reaper:
         w = self.worker
         c = self.config
         tx = w.service_tx
-        if c.auto_requeue_stale_claimed and "requeue_stale_claimed" not in self.disabled:
+        if (c.auto_requeue_stale_claimed and "requeue_stale_claimed" not in self.disabled
+                and self._live_since_outage(c.claimed_stale_threshold_ms)):
             outcome = await requeue_stale_claimed(tx, c.claimed_stale_threshold_ms)
             if self._counted("requeue_stale_claimed", outcome) and outcome.ok_value > 0:
                 log.info("Reaper requeued %d stale CLAIMED task(s)", outcome.ok_value)
-        if c.auto_fail_stale_running and "mark_stale_tasks_as_failed" not in self.disabled:
+        if (c.auto_fail_stale_running and "mark_stale_tasks_as_failed" not in self.disabled
+                and self._live_since_outage(c.running_stale_threshold_ms)):
             outcome = await mark_stale_tasks_as_failed(tx, c.running_stale_threshold_ms,
                                                        w._after_finalize)
             if self._counted("mark_stale_tasks_as_failed", outcome) and outcome.ok_value > 0:
@@ -218,6 +228,8 @@ class Reaper:
         expired = await expire_pending_tasks(tx)
         if expired.is_err():
             self._log_error("expire_pending_tasks", expired.err_value)
+            if expired.err_value.retryable:
+                self.last_outage = time.monotonic()
         elif expired.ok_value > 0:
             log.info("Reaper expired %d PENDING task(s) past good_until", expired.ok_value)
         await self._retention()
@@ -244,6 +256,7 @@ class Reaper:
         error = outcome.err_value
         if error.retryable:
             self.failures[operation] = 0
+            self.last_outage = time.monotonic()
             self._log_error(operation, error)
             return False
         self.failures[operation] += 1

@@ -7,11 +7,14 @@ checks from the database what happened to every task.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import time
+from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import psycopg
@@ -21,21 +24,30 @@ from horsies import OperationalErrorCode, TaskStatus
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.integration.reliability_apps:app"
+BULK_APP = "tests.integration.reliability_apps:bulk_app"
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "EXPIRED")
 
 
 @pytest.fixture
-def rapps(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("HORSIES_DATABASE_URL", pg_url)
+def rapps(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    yield from reliability_apps_at(pg_url, monkeypatch)
+
+
+def reliability_apps_at(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """tests.integration.reliability_apps with its app pointed at `url` (a fixture body)."""
+    monkeypatch.setenv("HORSIES_DATABASE_URL", url)
     import tests.integration.reliability_apps as module
 
     # Imported once per session: point the app at this test's database.
-    module.app.config = module.make_config(pg_url)
-    module.app._broker = None
+    module.app.config = module.make_config(url)
+    module.bulk_app.config = module.make_bulk_config(url)
+    for app in (module.app, module.bulk_app):
+        app._broker = None
     yield module
-    if module.app._broker is not None:
-        module.app.get_broker().close()
-        module.app._broker = None
+    for app in (module.app, module.bulk_app):
+        if app._broker is not None:
+            app.get_broker().close()
+            app._broker = None
 
 
 def query(url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -53,13 +65,185 @@ def attempts(url: str, task_id: str) -> list[tuple[Any, ...]]:
                       "WHERE task_id = %s ORDER BY attempt", (task_id,))
 
 
-def wait_until(check: Any, timeout: float = 30.0, what: str = "condition") -> None:
+def wait_until(check: Any, timeout: float = 30.0, what: str = "condition",
+               interval: float = 0.05) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if check():
-            return
-        time.sleep(0.05)
+        try:
+            if check():
+                return
+        except psycopg.OperationalError:
+            pass  # the server is restarting: ask again
+        time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# -- many tasks through connection faults ------------------------------------------
+
+LOAD_TASKS = 5000
+
+
+class Fault(NamedTuple):
+    """One fault: the tasks it hit, when it was over, and what it did."""
+
+    completed: int
+    in_flight: int
+    over_at: datetime
+    detail: str
+
+
+def enqueue_marks(rapps: Any, total: int, ledger: Path) -> None:
+    """Send `total` mark tasks in one batch; each execution appends its number to `ledger`."""
+    sent = rapps.mark.send_many([(str(ledger), n) for n in range(total)]).ok_value
+    assert len(sent) == total
+
+
+def start_load_workers(start_worker: Any, env: dict[str, str], tag: str) -> dict[str, Any]:
+    """Two workers of two children; PGAPPNAME names each one's database sessions."""
+    workers = {}
+    for n in (1, 2):
+        name = f"horsies-{tag}-{n}-{secrets.token_hex(3)}"
+        workers[name] = start_worker([BULK_APP, "--processes=2", "--max-claim-batch=8"],
+                                     {**env, "PGAPPNAME": name}, cwd=REPO)
+    return workers
+
+
+def progress(url: str) -> tuple[int, int, datetime]:
+    """(COMPLETED, CLAIMED or RUNNING, the server's time), read in one snapshot."""
+    row = query(url, "SELECT count(*) FILTER (WHERE status = 'COMPLETED'), "
+                     "count(*) FILTER (WHERE status IN ('CLAIMED', 'RUNNING')), now() "
+                     "FROM horsies_tasks")[0]
+    return row[0], row[1], row[2]
+
+
+def wait_for_completed(url: str, threshold: int) -> None:
+    wait_until(lambda: progress(url)[0] >= threshold, timeout=120,
+               what=f"{threshold} completed", interval=0.2)
+
+
+Session = tuple[int, datetime]  # (pid, backend_start): pids are reused, the pair is not
+
+
+def worker_backends(url: str, names: list[str]) -> dict[str, set[Session]]:
+    rows = query(url, "SELECT application_name, pid, backend_start FROM pg_stat_activity "
+                      "WHERE application_name = ANY(%s)", (names,))
+    found: dict[str, set[Session]] = {}
+    for name, pid, started in rows:
+        found.setdefault(name, set()).add((pid, started))
+    return found
+
+
+def wait_for_backends(url: str, names: list[str], baseline: dict[str, int],
+                      gone: set[Session]) -> dict[str, set[Session]]:
+    """Every worker's sessions, once each has (re)connected as many as at first.
+
+    `gone` are sessions terminated before: none of them may be counted again.
+    """
+    found: dict[str, set[Session]] = {}
+
+    def connected() -> bool:
+        found.clear()
+        found.update(worker_backends(url, names))
+        return set(found) == set(names) and all(
+            len(found[name]) >= baseline.get(name, 1) and not gone & found[name]
+            for name in names)
+
+    wait_until(connected, timeout=30, what=f"sessions of {names} (last seen {found})")
+    return found
+
+
+def terminate_backends(
+    url: str, backends: dict[str, set[Session]]
+) -> tuple[Fault, dict[str, int]]:
+    """Terminate the given sessions; also return how many of each worker's went.
+
+    Progress is read in the same statement, so it shows the tasks at that moment.
+    """
+    pids = [pid for group in backends.values() for pid, _ in group]
+    completed, in_flight, now, terminated = query(
+        url, "SELECT count(*) FILTER (WHERE status = 'COMPLETED'), "
+             "count(*) FILTER (WHERE status IN ('CLAIMED', 'RUNNING')), now(), "
+             "(SELECT array_agg(p) FROM unnest(%s::int[]) AS p WHERE pg_terminate_backend(p)) "
+             "FROM horsies_tasks", (pids,))[0]
+    killed = set(terminated or ())
+    per_worker = {name: len(killed & {pid for pid, _ in group})
+                  for name, group in backends.items()}
+    return Fault(completed, in_flight, now, f"sessions terminated {per_worker}"), per_worker
+
+
+def settle(url: str, total: int, timeout: float = 120) -> None:
+    """Wait until every task is terminal, or the timeout (the figures then tell what is not)."""
+    try:
+        wait_until(lambda: query(url, "SELECT count(*) FROM horsies_tasks "
+                                      "WHERE status = ANY(%s)", (list(TERMINAL),))[0][0] == total,
+                   timeout=timeout, what="every task terminal", interval=0.2)
+    except AssertionError:
+        pass
+
+
+def fault_figures(url: str, total: int, ledger: Path, since: datetime) -> dict[str, int]:
+    """What happened to `total` tasks, from the database and the execution ledger.
+
+    lost: sent but not terminal (or no row); run_twice: executed more than once,
+    or more than one COMPLETED attempt; not_completed: terminal but not COMPLETED;
+    workers_after_faults: workers that completed attempts started after `since`.
+    """
+    rows, terminal, completed = query(
+        url, "SELECT count(*), count(*) FILTER (WHERE status = ANY(%s)), "
+             "count(*) FILTER (WHERE status = 'COMPLETED') FROM horsies_tasks",
+        (list(TERMINAL),))[0]
+    successes_twice, successes_none = query(
+        url, "SELECT count(*) FILTER (WHERE n > 1), count(*) FILTER (WHERE n = 0) FROM ("
+             "SELECT count(a.id) FILTER (WHERE a.outcome = 'COMPLETED') AS n FROM horsies_tasks t "
+             "LEFT JOIN horsies_task_attempts a ON a.task_id = t.id "
+             "WHERE t.status = 'COMPLETED' GROUP BY t.id) AS s")[0]
+    retried = query(url, "SELECT count(*) FROM (SELECT task_id FROM horsies_task_attempts "
+                         "GROUP BY task_id HAVING count(*) > 1) AS t")[0][0]
+    workers, workers_after = query(
+        url, "SELECT count(DISTINCT worker_id), count(DISTINCT worker_id) FILTER "
+             "(WHERE started_at > %s) FROM horsies_task_attempts WHERE outcome = 'COMPLETED'",
+        (since,))[0]
+    runs = Counter(ledger.read_text().split()) if ledger.exists() else Counter()
+    executed_twice = sum(1 for n in runs.values() if n > 1)
+    return {
+        "tasks": total, "rows": rows, "completed": completed,
+        "lost": total - terminal, "not_completed": terminal - completed,
+        "run_twice": max(successes_twice, executed_twice),
+        "two_successful_attempts": successes_twice, "executed_twice": executed_twice,
+        "completed_without_attempt": successes_none, "tasks_with_retries": retried,
+        "executions": sum(runs.values()), "workers_used": workers,
+        "workers_after_faults": workers_after,
+    }
+
+
+def report(label: str, figures: dict[str, int], faults: list[Fault],
+           workers: dict[str, Any]) -> None:
+    """Print the figures (shown with -s, -rP, or on failure)."""
+    print(f"\n{label}: lost={figures['lost']} run_twice={figures['run_twice']} {figures}")
+    for fault in faults:
+        print(f"  fault with {fault.completed} completed, {fault.in_flight} in flight: "
+              f"{fault.detail}")
+    for name, worker in workers.items():
+        trouble = [line for line in worker.lines if "WARNING" in line or "ERROR" in line]
+        print(f"  {name}: {len(trouble)} warning/error lines, e.g. {trouble[:3]}")
+
+
+def assert_no_task_lost_or_run_twice(
+    figures: dict[str, int], faults: list[Fault], workers: dict[str, Any]
+) -> None:
+    total = figures["tasks"]
+    logs = [line for w in workers.values() for line in w.lines
+            if "error" in line.lower() or "lost" in line or "finalize" in line]
+    assert figures == {
+        **figures, "rows": total, "completed": total, "lost": 0, "not_completed": 0,
+        "run_twice": 0, "completed_without_attempt": 0, "tasks_with_retries": 0,
+        "executions": total, "workers_used": 2, "workers_after_faults": 2,
+    }, (figures, logs[-30:])
+    for fault in faults:  # each fault hit work in flight
+        assert 0 < fault.completed < total and fault.in_flight > 0, faults
+    for worker in workers.values():
+        assert worker.proc.poll() is None, "".join(worker.lines[-30:])  # both survived
+        assert worker.stop() == 0
 
 
 def test_fails_twice_then_succeeds_with_three_attempts(
@@ -170,36 +354,29 @@ def test_forced_shutdown_follows_the_crash_path(
 
 
 def test_every_backend_terminated_while_tasks_are_in_flight(
-    rapps: Any, pg_url: str, worker_env: dict[str, str], start_worker: Any
+    rapps: Any, pg_url: str, worker_env: dict[str, str], start_worker: Any, tmp_path: Path
 ) -> None:
-    total = 1500
-    sent = rapps.plus.send_many([(i, 1) for i in range(total)]).ok_value
-    assert len(sent) == total
-    workers = [start_worker([APP, "--processes=2"], worker_env, cwd=REPO) for _ in range(2)]
-    terminated = 0
-    for threshold in (150, 600, 1050):
-        wait_until(lambda t=threshold: counts(pg_url).get("COMPLETED", 0) >= t, timeout=60,
-                   what=f"{threshold} completed")
-        terminated += query(pg_url, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) "
-                                    "FROM pg_stat_activity WHERE datname = current_database() "
-                                    "AND pid <> pg_backend_pid()) AS t")[0][0]
-    assert terminated >= 8  # both workers' connections, each time
-    wait_until(lambda: sum(counts(pg_url).get(s, 0) for s in TERMINAL) == total, timeout=60,
-               what="every task terminal")
-    lost = total - counts(pg_url).get("COMPLETED", 0)
-    twice = query(pg_url, "SELECT count(*) FROM (SELECT task_id FROM horsies_task_attempts "
-                          "GROUP BY task_id HAVING count(*) > 1) AS t")[0][0]
-    odd = query(pg_url, "SELECT id, status, error_code, failed_reason FROM horsies_tasks "
-                        "WHERE status <> 'COMPLETED'")
-    ids = [str(row[0]) for row in odd]
-    logs = [line for w in workers for line in w.lines
-            if "CLAIM_LOST" in line or "finalize" in line or any(i in line for i in ids)]
-    assert (lost, twice) == (0, 0), (odd, logs[-20:])
-    assert query(pg_url, "SELECT count(*) FROM horsies_task_attempts "
-                         "WHERE outcome = 'COMPLETED'")[0][0] == total
-    for worker in workers:
-        assert worker.proc.poll() is None  # both survived
-        assert worker.stop() == 0
+    ledger = tmp_path / "executions"
+    enqueue_marks(rapps, LOAD_TASKS, ledger)
+    workers = start_load_workers(start_worker, worker_env, "terminate")
+    faults: list[Fault] = []
+    baseline: dict[str, int] = {}
+    gone: set[Session] = set()
+    for share in (0.1, 0.35, 0.6):
+        wait_for_completed(pg_url, int(LOAD_TASKS * share))
+        backends = wait_for_backends(pg_url, list(workers), baseline, gone)
+        baseline = baseline or {name: len(group) for name, group in backends.items()}
+        fault, per_worker = terminate_backends(pg_url, backends)
+        # every session of both workers, as many as each held at first
+        assert per_worker == {name: len(group) for name, group in backends.items()}, backends
+        assert all(per_worker[name] >= baseline[name] for name in workers), baseline
+        faults.append(fault)
+        gone.update(session for group in backends.values() for session in group)
+    settle(pg_url, LOAD_TASKS)
+    figures = fault_figures(pg_url, LOAD_TASKS, ledger, faults[-1].over_at)
+    report(f"{LOAD_TASKS} tasks, every backend terminated {len(faults)} times", figures, faults,
+           workers)
+    assert_no_task_lost_or_run_twice(figures, faults, workers)
 
 
 def test_app_config_keeps_reliability_settings(rapps: Any) -> None:

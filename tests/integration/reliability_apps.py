@@ -2,7 +2,8 @@
 
 The app uses the smallest recovery thresholds, so that a dead worker's tasks
 are recovered within seconds, and a prefetch buffer, so that a worker holds
-CLAIMED tasks that are not running yet.
+CLAIMED tasks that are not running yet. `bulk_app`, with the same thresholds
+and a deeper buffer, runs the thousands of tasks of the fault tests.
 """
 
 from __future__ import annotations
@@ -38,8 +39,15 @@ def make_config(url: str) -> AppConfig:
                      resilience=RESILIENCE, prefetch_buffer=2, claim_lease_ms=30_000)
 
 
-# HORSIES_DATABASE_URL (set by the tests) replaces this placeholder URL.
+def make_bulk_config(url: str) -> AppConfig:
+    """For thousands of short tasks: a deeper prefetch buffer hides the claim round trip."""
+    return AppConfig(broker=PostgresConfig(database_url=url), recovery=RECOVERY,
+                     resilience=RESILIENCE, prefetch_buffer=16, claim_lease_ms=30_000)
+
+
+# HORSIES_DATABASE_URL (set by the tests) replaces these placeholder URLs.
 app = Horsies(make_config("postgresql://unused@localhost/unused"))
+bulk_app = Horsies(make_bulk_config("postgresql://unused@localhost/unused"))
 
 
 def _bump(path: str) -> int:
@@ -85,4 +93,19 @@ def plus(a: int, b: int) -> TaskResult[int, TaskError]:
     return TaskResult(ok=a + b)
 
 
+@bulk_app.task("mark")
+def mark(path: str, n: int) -> TaskResult[int, TaskError]:
+    """Append `n` to a file shared by all workers, to count executions per task.
+
+    One small O_APPEND write is atomic, so concurrent children never interleave.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, f"{n}\n".encode())
+    finally:
+        os.close(fd)
+    return TaskResult(ok=n)
+
+
 app.discover_tasks(["tests.integration.reliability_apps"])
+bulk_app.discover_tasks(["tests.integration.reliability_apps"])
