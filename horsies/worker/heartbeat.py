@@ -9,7 +9,10 @@
   stops reporting (dead, or hung with the GIL held) stops getting rows and its
   task goes stale for the reaper. Writing every half interval keeps the gap
   between two rows of a healthy child under 1.5 intervals, so the minimum
-  stale threshold (2 intervals) still tolerates one missed beat.
+  stale threshold (2 intervals) still tolerates one missed beat. A task whose
+  child has finished but whose result is not written yet (a slow or unreachable
+  database) gets a row every interval from the main process itself, so the
+  reaper does not take a finished attempt for a dead one.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import TYPE_CHECKING
 
 from horsies.sql import queries
 
 if TYPE_CHECKING:
-    from horsies.worker.executor import Child
     from horsies.worker.main import Worker
 
 log = logging.getLogger("horsies.worker")
@@ -65,24 +68,35 @@ class Heartbeats:
 
     async def runner_loop(self) -> None:
         """Runs until the worker's services are cancelled (it keeps going while draining)."""
+        held_due = 0.0
         while True:
             await asyncio.sleep(self.runner_interval_s / 2)
-            reported = [c for c in self.worker.pool.children
-                        if c.beat and c.task_id is not None and not c.gone]
-            if reported:
-                await self.write_runner_beats(reported)
+            beats = [(c.task_id, c.pid) for c in self.worker.pool.children
+                     if c.beat and c.task_id is not None and not c.gone]
+            for child in self.worker.pool.children:
+                child.beat = False
+            now = time.monotonic()
+            if now >= held_due:
+                held_due = now + self.runner_interval_s
+                beats += self._results_held()
+            if beats:
+                await self.write_runner_beats(beats)
 
-    async def write_runner_beats(self, children: list[Child]) -> None:
+    def _results_held(self) -> list[tuple[str, int]]:
+        """Tasks whose child has finished and whose result this worker still has to
+        write (a slow or unreachable database): their attempt is alive."""
+        return [(task_id, child.pid) for task_id, child in self.worker.running.items()
+                if child.task_id != task_id]
+
+    async def write_runner_beats(self, beats: list[tuple[str | None, int]]) -> None:
         w = self.worker
-        for child in children:
-            child.beat = False
-        task_ids = [c.task_id for c in children]
+        task_ids = [task_id for task_id, _ in beats]
         try:
             async with w.service_tx() as conn:
                 await conn.execute(queries["heartbeat_runner_insert_many"], {
                     "task_ids": task_ids,
-                    "sender_ids": [f"{w.worker_id}:{c.pid}" for c in children],
-                    "pids": [c.pid for c in children], "hostname": w.hostname})
+                    "sender_ids": [f"{w.worker_id}:{pid}" for _, pid in beats],
+                    "pids": [pid for _, pid in beats], "hostname": w.hostname})
         except Exception as exc:  # noqa: BLE001 - logged, next interval retries
             self.runner_failures += 1
             for task_id in task_ids:

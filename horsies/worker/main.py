@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -81,6 +82,9 @@ class Worker:
         # Tasks whose result could not be written: still RUNNING in the table,
         # left to the reaper, never to be handed out again.
         self.abandoned: set[str] = set()
+        # When a connection of this worker was last found lost (monotonic): the
+        # reaper judges heartbeats only once a full threshold has passed since.
+        self.db_lost_at: float | None = None
         self.results: asyncio.Queue[Ending] = asyncio.Queue()
         self.wake = asyncio.Event()
         self.stopping = False
@@ -243,6 +247,7 @@ class Worker:
                 if self.stopping:
                     return
                 failures += 1
+                self.db_lost_at = time.monotonic()
                 if not res.retry_allowed(failures):
                     raise
                 delay = res.backoff_ms(failures) / 1000
@@ -398,6 +403,7 @@ class Worker:
                 yield conn
 
     async def _reconnect(self, name: str) -> None:
+        self.db_lost_at = time.monotonic()
         try:
             await self._conns[name].close()
         except Exception:  # noqa: BLE001 - it is being replaced anyway

@@ -191,8 +191,10 @@ class Reaper:
         self.last_outage: float | None = None
 
     def _live_since_outage(self, threshold_ms: int) -> bool:
-        return (self.last_outage is None
-                or time.monotonic() - self.last_outage >= threshold_ms / 1000)
+        """False within one threshold of a lost connection, seen by this reaper or
+        by any other connection of its worker (one may be replaced unnoticed)."""
+        seen = [t for t in (self.last_outage, self.worker.db_lost_at) if t is not None]
+        return not seen or time.monotonic() - max(seen) >= threshold_ms / 1000
 
     def log_config(self) -> None:
         c = self.config

@@ -151,5 +151,6 @@ def test_database_restarted_while_tasks_are_in_flight(
         faults.append(Fault(completed, in_flight, over_at, f"{what} ({took:.1f} s)"))
     settle(url, LOAD_TASKS)
     figures = fault_figures(url, LOAD_TASKS, ledger, faults[-1].over_at)
-    report(f"{LOAD_TASKS} tasks, server restarted {len(faults)} times", figures, faults, workers)
+    report(f"{LOAD_TASKS} tasks, server restarted {len(faults)} times", figures, faults, workers,
+           url)
     assert_no_task_lost_or_run_twice(figures, faults, workers)

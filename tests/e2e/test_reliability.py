@@ -217,15 +217,29 @@ def fault_figures(url: str, total: int, ledger: Path, since: datetime) -> dict[s
 
 
 def report(label: str, figures: dict[str, int], faults: list[Fault],
-           workers: dict[str, Any]) -> None:
-    """Print the figures (shown with -s, -rP, or on failure)."""
+           workers: dict[str, Any], url: str | None = None) -> None:
+    """Print the figures (shown with -s, -rP, or on failure), and with `url` every
+    task that did not complete, with its attempts."""
     print(f"\n{label}: lost={figures['lost']} run_twice={figures['run_twice']} {figures}")
+    if url is not None:
+        for row in query(url, UNFINISHED_DETAIL):
+            print(f"  not completed: {row}")
     for fault in faults:
         print(f"  fault with {fault.completed} completed, {fault.in_flight} in flight: "
               f"{fault.detail}")
     for name, worker in workers.items():
         trouble = [line for line in worker.lines if "WARNING" in line or "ERROR" in line]
         print(f"  {name}: {len(trouble)} warning/error lines, e.g. {trouble[:3]}")
+
+
+UNFINISHED_DETAIL = """
+SELECT t.id, t.status, t.error_code, t.failed_reason, t.started_at, t.updated_at,
+       (SELECT array_agg(a.outcome || ' ' || coalesce(a.failed_reason, '') || ' '
+                         || a.started_at::text || '..' || a.finished_at::text
+                         ORDER BY a.attempt)
+        FROM horsies_task_attempts a WHERE a.task_id = t.id) AS attempts
+FROM horsies_tasks t WHERE t.status <> 'COMPLETED' LIMIT 10
+"""
 
 
 def assert_no_task_lost_or_run_twice(
@@ -375,7 +389,7 @@ def test_every_backend_terminated_while_tasks_are_in_flight(
     settle(pg_url, LOAD_TASKS)
     figures = fault_figures(pg_url, LOAD_TASKS, ledger, faults[-1].over_at)
     report(f"{LOAD_TASKS} tasks, every backend terminated {len(faults)} times", figures, faults,
-           workers)
+           workers, pg_url)
     assert_no_task_lost_or_run_twice(figures, faults, workers)
 
 

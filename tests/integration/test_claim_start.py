@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from horsies.worker import Worker, WorkerConfig
 
@@ -34,18 +33,6 @@ WHERE id = %(id)s
 def rows(url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
         return conn.execute(sql, params).fetchall()
-
-
-@pytest.fixture
-def app(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("HORSIES_DATABASE_URL", pg_url)
-    import tests.integration.apps as module
-
-    module.app._broker = None
-    yield module
-    if module.app._broker is not None:
-        module.app.get_broker().close()
-        module.app._broker = None
 
 
 async def _recover_lost_start(module: Any, url: str) -> tuple[str, str]:
@@ -77,9 +64,9 @@ async def _recover_lost_start(module: Any, url: str) -> tuple[str, str]:
 
 
 def test_a_start_committed_without_acknowledgement_runs_once_on_its_child(
-    app: Any, pg_url: str
+    apps: Any, pg_url: str
 ) -> None:
-    orphan, given_up = asyncio.run(_recover_lost_start(app, pg_url))
+    orphan, given_up = asyncio.run(_recover_lost_start(apps, pg_url))
     assert rows(pg_url, "SELECT status, result::jsonb -> 'ok' FROM horsies_tasks WHERE id = %s",
                 (orphan,)) == [("COMPLETED", 5)]
     assert rows(pg_url, "SELECT outcome FROM horsies_task_attempts WHERE task_id = %s",

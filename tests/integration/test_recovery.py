@@ -269,7 +269,8 @@ def test_three_permanent_failures_disable_an_operation(
     config = RecoveryConfig(check_interval_ms=1_000)
     worker = SimpleNamespace(app=SimpleNamespace(config=SimpleNamespace(recovery=config)),
                              service_tx=make_tx(pg_url), stopping=False,
-                             _after_finalize=lambda plan: None, wake=asyncio.Event())
+                             _after_finalize=lambda plan: None, wake=asyncio.Event(),
+                             db_lost_at=None)
     reaper = Reaper(worker)  # type: ignore[arg-type]
     reaper.next_retention = float("inf")  # retention is not under test here
     direct = run(requeue_stale_claimed(make_tx(pg_url), 1_000))
@@ -297,7 +298,8 @@ def test_a_success_resets_the_permanent_failure_count(pg_url: str) -> None:
     config = RecoveryConfig(check_interval_ms=1_000)
     worker = SimpleNamespace(app=SimpleNamespace(config=SimpleNamespace(recovery=config)),
                              service_tx=make_tx(pg_url), stopping=False,
-                             _after_finalize=lambda plan: None, wake=asyncio.Event())
+                             _after_finalize=lambda plan: None, wake=asyncio.Event(),
+                             db_lost_at=None)
     reaper = Reaper(worker)  # type: ignore[arg-type]
     reaper.next_retention = float("inf")
     for _ in range(2):
