@@ -147,9 +147,6 @@ class ChildPool:
     def idle_children(self) -> list[Child]:
         return [c for c in self.children if c.idle]
 
-    def busy_count(self) -> int:
-        return sum(1 for c in self.children if c.task_id is not None and not c.gone)
-
     def busy_children(self) -> list[Child]:
         return [c for c in self.children if c.task_id is not None and not c.gone]
 

@@ -27,7 +27,7 @@ from horsies.sql import queries
 from horsies.worker import protocol
 from horsies.worker.child import ChildSpec
 from horsies.worker.claimer import Claimer
-from horsies.worker.completer import MAX_BATCH, Ending, finalize_batch, finalize_crash
+from horsies.worker.completer import MAX_BATCH, Ending, Plan, finalize_batch, finalize_crash
 from horsies.worker.config import WorkerConfig
 from horsies.worker.dispatcher import Dispatcher
 from horsies.worker.executor import Child, ChildPool
@@ -116,7 +116,7 @@ class Worker:
         """Tasks in a child. A task whose result is still being written no longer
         holds its child, so the child may start the next one meanwhile (the cluster
         and queue caps still count its row as RUNNING until the write commits)."""
-        return self.pool.busy_count()
+        return len(self.pool.busy_children())
 
     @property
     def local_claimed(self) -> int:
@@ -158,30 +158,40 @@ class Worker:
             self.pool.start_child()
 
     async def _crash(self, task_id: str, pid: int, reason: str) -> None:
-        res = self.app.config.resilience
-        failures = 0
         try:
-            while True:
-                try:
-                    async with self.writer_lock:
-                        plan = await finalize_crash(self._conns["writer"], task_id, pid,
-                                                    self.worker_id, reason)
-                    self._after_finalize(plan)
-                    break
-                except Exception as exc:
-                    failures += 1
-                    if not is_transient(exc) or self.forced or not res.retry_allowed(failures):
-                        raise
-                    log.warning("crash path for task %s failed (%s); retrying", task_id, exc)
-                    await asyncio.sleep(res.backoff_ms(failures) / 1000)
-                    async with self.writer_lock:
-                        await self._reconnect("writer")
+            plan = await self._write(
+                lambda conn: finalize_crash(conn, task_id, pid, self.worker_id, reason),
+                f"crash path for task {task_id}")
+            self._after_finalize(plan)
         except Exception:
             log.exception("crash path failed for task %s", task_id)
             self.abandoned.add(task_id)
         finally:
             self.running.pop(task_id, None)
             self.wake_all()
+
+    async def _write(self, write: Callable[[psycopg.AsyncConnection[Any]], Awaitable[Plan]],
+                     what: str) -> Plan:
+        """Run `write` on the writer connection, retried through a database outage
+        like every other main-process connection (the resilience backoff) until it
+        succeeds; the last error is raised when it is not transient, the retries
+        run out, or a forced shutdown ends the wait."""
+        res = self.app.config.resilience
+        failures = 0
+        while True:
+            try:
+                async with self.writer_lock:
+                    return await write(self._conns["writer"])
+            except Exception as exc:
+                failures += 1
+                if not is_transient(exc) or self.forced or not res.retry_allowed(failures):
+                    raise
+                delay = res.backoff_ms(failures) / 1000
+                log.warning("%s failed (%s); retrying in %.1fs (attempt %d/%s)", what, exc, delay,
+                            failures, res.db_retry_max_attempts or "inf")
+                await asyncio.sleep(delay)
+                async with self.writer_lock:
+                    await self._reconnect("writer")
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -338,28 +348,15 @@ class Worker:
             await self._persist(batch)
 
     async def _persist(self, batch: list[Ending]) -> None:
-        """Phase 1 for a batch, retried through a database outage like every other
-        main-process connection (the resilience backoff), until a forced shutdown."""
-        res = self.app.config.resilience
-        failures = 0
-        while True:
-            try:
-                async with self.writer_lock:
-                    plan = await finalize_batch(self._conns["writer"], batch)
-                break
-            except Exception as exc:
-                failures += 1
-                if not is_transient(exc) or self.forced or not res.retry_allowed(failures):
-                    log.critical("Finalize retries exhausted for %d task(s) stage=phase1_persist: "
-                                 "%s", len(batch), exc)
-                    plan = None
-                    break
-                delay = res.backoff_ms(failures) / 1000
-                log.warning("finalize failed (%s); retrying in %.1fs (attempt %d/%s)", exc, delay,
-                            failures, res.db_retry_max_attempts or "inf")
-                await asyncio.sleep(delay)
-                async with self.writer_lock:
-                    await self._reconnect("writer")
+        """Phase 1 for a batch of results; a batch that cannot be written is left
+        RUNNING for the reaper."""
+        plan: Plan | None
+        try:
+            plan = await self._write(lambda conn: finalize_batch(conn, batch), "finalize")
+        except Exception as exc:  # noqa: BLE001 - out of retries, or not retryable
+            log.critical("Finalize retries exhausted for %d task(s) stage=phase1_persist: %s",
+                         len(batch), exc)
+            plan = None
         for ending in batch:
             self.running.pop(ending.task_id, None)
         if plan is None:
