@@ -98,6 +98,11 @@ class Claimer:
         conn: psycopg.AsyncConnection[Any] = w._conns["claim"]
         if not self.needs_counts and self._sweep_due():
             await conn.execute(queries["task_lease_sweep_many"], {"queues": w.queues})
+        async with w.claiming:
+            return await self._claim(conn)
+
+    async def _claim(self, conn: psycopg.AsyncConnection[Any]) -> int:
+        w = self.worker
         reserved = self._left_to_starter()
         if w.local_budget() - reserved <= 0:
             return 0  # fully busy: no (further) statement at all

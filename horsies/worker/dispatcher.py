@@ -125,11 +125,8 @@ class Dispatcher:
                 log.info("Task %s expired before start (TASK_EXPIRED)", task.task_id)
             else:
                 log.info("Task %s dropped: claim lost before start (CLAIM_LOST)", task.task_id)
-        # Confirmed claims leave local_claimed: where the claim ceiling can bind (soft cap,
-        # explicit --max-claim-per-worker) the claimer has room again without any event.
-        ceiling_binds = (self.worker.app.config.prefetch_buffer > 0
-                         or self.worker.config.max_claim_per_worker > 0)
-        if len(confirmed) < len(batch) or (confirmed and ceiling_binds):
+        # Confirmed claims leave local_claimed: the claimer may have room again.
+        if len(confirmed) < len(batch) or (confirmed and self.worker.claim_ceiling_binds):
             self.worker.wake.set()
 
     async def _unconfirmed(self, conn: psycopg.AsyncConnection[Any], batch: list[ReadyTask],

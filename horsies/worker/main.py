@@ -108,6 +108,9 @@ class Worker:
         # connections are shared by several coroutines.
         self.service_lock = asyncio.Lock()
         self.writer_lock = asyncio.Lock()
+        # Claim passes and claim-and-starts take turns, so that each sees what the
+        # other took and tasks reach children in claim order.
+        self.claiming = asyncio.Lock()
 
     # -- counters the budget uses ---------------------------------------------
 
@@ -117,6 +120,12 @@ class Worker:
         holds its child, so the child may start the next one meanwhile (the cluster
         and queue caps still count its row as RUNNING until the write commits)."""
         return len(self.pool.busy_children())
+
+    @property
+    def claim_ceiling_binds(self) -> bool:
+        """Whether the claim ceiling can bind (soft cap, explicit --max-claim-per-worker):
+        then a task leaving the ready queue for a child gives the claimer room."""
+        return self.app.config.prefetch_buffer > 0 or self.config.max_claim_per_worker > 0
 
     @property
     def local_claimed(self) -> int:

@@ -42,19 +42,32 @@ class Starter:
             return 0
         if self.uncertain_pids:
             return await self._recover()
-        children = idle[: max(0, w.local_budget())]
+        async with w.claiming:
+            if w.dispatcher.ready:
+                return 0  # a claim pass got there first: its tasks go before any new one
+            children = [c for c in idle if c.idle][: max(0, w.local_budget())]
+            started, failure = await self._start_all(children)
+        if failure is not None:  # backed off outside the lock: claim passes go on
+            await self._failed(children[started:], failure)
+            return 0
+        self.failures = 0
+        if started and w.claim_ceiling_binds:
+            w.wake.set()  # the claimer may prefetch behind the tasks just started
+        return started
+
+    async def _start_all(self, children: list[Child]) -> tuple[int, Exception | None]:
+        """Queue by queue in claim order until every child has a task; returns how
+        many started and the error that stopped it, if any."""
         started = 0
         try:
-            for queue in w.claimer.order:
+            for queue in self.worker.claimer.order:
                 free = children[started:]
                 if not free:
                     break
                 started += await self._start_queue(queue, free)
-        except Exception as exc:
-            await self._failed(children[started:], exc)
-            return 0
-        self.failures = 0
-        return started
+        except Exception as exc:  # noqa: BLE001 - handled by the caller
+            return started, exc
+        return started, None
 
     async def _start_queue(self, queue: str, free: list[Child]) -> int:
         w = self.worker
