@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from horsies.config import AppConfig, QueueMode
@@ -61,6 +62,23 @@ def _env_suppressed() -> bool:
         if os.environ.get(name, "").strip() == "1":
             return True
     return False
+
+
+# Imports by locator (worker, check, db) that are in progress in this process.
+# The module a locator names is imported before its app object exists, so the
+# switch for that import cannot live on the app (tasks.md section 11).
+_importing_by_locator = 0
+
+
+@contextmanager
+def sends_suppressed() -> Iterator[None]:
+    """Every app in this process refuses sends while the block runs (nesting allowed)."""
+    global _importing_by_locator
+    _importing_by_locator += 1
+    try:
+        yield
+    finally:
+        _importing_by_locator -= 1
 
 
 def _is_file_entry(entry: str) -> bool:
@@ -214,7 +232,7 @@ class Horsies:
         self._suppressed = value
 
     def are_sends_suppressed(self) -> bool:
-        return self._suppressed or _env_suppressed()
+        return self._suppressed or _importing_by_locator > 0 or _env_suppressed()
 
     def set_role(self, role: str) -> None:
         self._role = role

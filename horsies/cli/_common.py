@@ -412,6 +412,14 @@ def locate_app(locator: str, *, use_project_root: bool = True) -> LocatedApp:
     Raises ``ConfigurationError`` (HRS-206, HRS-207, HRS-210) or the
     ``HorsiesError`` the module raised while being imported.
     """
+    from horsies.app import sends_suppressed
+
+    # A send at the module's top level must not enqueue (tasks.md section 11).
+    with sends_suppressed():
+        return _locate_app(locator, use_project_root)
+
+
+def _locate_app(locator: str, use_project_root: bool) -> LocatedApp:
     roots: list[str] = []
     project_root = _project_root() if use_project_root else None
     if project_root is not None:

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from horsies.db.pool import CONNECT_TIMEOUT_S
+from horsies.sql import listen
 
 log = logging.getLogger("horsies.listener")
 
@@ -81,7 +82,7 @@ class ResultListener:
                 with psycopg.connect(
                     self._url(), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
                 ) as conn:
-                    conn.execute(f"LISTEN {_CHANNEL}")
+                    conn.execute(listen(_CHANNEL))
                     self._connected.set()
                     self._wake(None)
                     delay = 0.2

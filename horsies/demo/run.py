@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from horsies.sql import queries
+from horsies.sql import listen, queries
 
 _ACTIVE_WORKERS_SQL = queries["demo_active_workers"]
 
@@ -115,7 +115,7 @@ async def _wait_terminal(url: str, ids: list[str], timeout: float, progress: Any
     end = time.monotonic() + timeout
     bounds = {"first": ids[0], "last": ids[-1]}
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute("LISTEN task_done")
+        await conn.execute(listen("task_done"))
         while time.monotonic() < end:
             cur = await conn.execute(queries["demo_unfinished_count"], bounds)
             left = (await cur.fetchone())[0]

@@ -30,17 +30,22 @@ from functools import cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from types import MappingProxyType
-from typing import LiteralString, NamedTuple
+from typing import TYPE_CHECKING, LiteralString, NamedTuple
+
+if TYPE_CHECKING:
+    from psycopg import sql
 
 __all__ = [
     "Query",
     "SchemaStep",
     "SqlFileError",
     "descriptions",
+    "listen",
     "load_queries",
     "load_schema_steps",
     "parse_queries",
     "queries",
+    "queue_channel",
     "schema_sql",
     "schema_steps",
 ]
@@ -217,3 +222,16 @@ queries: Mapping[str, LiteralString] = MappingProxyType(
 descriptions: Mapping[str, str] = MappingProxyType(
     {name: query.description for name, query in _QUERIES.items()}
 )
+
+
+def queue_channel(queue: str) -> str:
+    """The notification channel of one queue (any text a queue name may hold)."""
+    return f"task_queue_{queue}"
+
+
+def listen(channel: str) -> sql.Composed:
+    """``LISTEN`` on `channel`, quoted as an identifier: a channel named after a
+    queue may hold quotes, semicolons or spaces."""
+    from psycopg import sql
+
+    return sql.SQL(queries["channel_listen"]).format(channel=sql.Identifier(channel))

@@ -299,6 +299,10 @@ WHERE t.id = %(id)s AND t.status = 'RUNNING'
   AND t.claimed_by_worker_id = %(worker_id)s AND t.worker_pid = %(pid)s
 FOR UPDATE;
 
+-- name: channel_listen
+-- Subscribe to one channel; {channel} is filled in as a quoted identifier.
+LISTEN {channel};
+
 -- name: queue_notify
 -- A plain wake-up on one channel (capacity freed, retry due).
 SELECT pg_notify(%(channel)s, %(payload)s);

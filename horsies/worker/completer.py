@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from horsies.sql import queries
+from horsies.sql import queries, queue_channel
 from horsies.worker import protocol
 
 log = logging.getLogger("horsies.worker")
@@ -133,7 +133,7 @@ class Plan:
             await conn.execute(queries["task_attempt_upsert_many"], self.attempts)
         if self.queues:
             any_id = next(iter(self.queues.values()))
-            channels = ["task_new"] + [f"task_queue_{q}" for q in self.queues]
+            channels = ["task_new"] + [queue_channel(q) for q in self.queues]
             payloads = [f"capacity:{any_id}"] + [f"capacity:{i}" for i in self.queues.values()]
             await conn.execute(queries["queue_notify_many"],
                                {"channels": channels, "payloads": payloads})

@@ -23,7 +23,7 @@ import psycopg
 
 from horsies._speedups import IMPL, IMPL_ERROR, compute_pass_budget, effective_max_claimed
 from horsies.db.broker import is_transient
-from horsies.sql import queries
+from horsies.sql import listen, queries, queue_channel
 from horsies.worker import protocol
 from horsies.worker.child import ChildSpec
 from horsies.worker.claimer import Claimer
@@ -245,9 +245,9 @@ class Worker:
 
     async def _listen(self) -> None:
         conn = self._conns["listener"]
-        channels = [f"task_queue_{q}" for q in self.queues] + ["task_new"]
+        channels = [queue_channel(q) for q in self.queues] + ["task_new"]
         for channel in channels:
-            await conn.execute(f'LISTEN "{channel}"')
+            await conn.execute(listen(channel))
         log.info("Subscribed to queues: [%s] + global", ", ".join(self.queues))
         self._spawn(self._listen_loop(channels), "listener")
 
@@ -276,7 +276,7 @@ class Worker:
                 try:
                     conn = await connect(self.app.get_broker().url())
                     for channel in channels:
-                        await conn.execute(f'LISTEN "{channel}"')
+                        await conn.execute(listen(channel))
                     old, self._conns["listener"] = self._conns["listener"], conn
                     with contextlib.suppress(Exception):
                         await old.close()
@@ -323,7 +323,10 @@ class Worker:
                 try:
                     await asyncio.wait_for(self.wake.wait(), poll_s)
                 except TimeoutError:
-                    pass
+                    # The safety net of LISTEN/NOTIFY: a delayed task or a missed
+                    # notification becomes claimable unannounced, and idle
+                    # children are served by claim-and-start, not by the pass.
+                    self.dispatcher.wake.set()
                 self.wake.clear()
         except Exception as exc:
             # Out of retries or not retryable: stop as gracefully as the database allows.
@@ -389,7 +392,7 @@ class Worker:
 
     def _retry_due(self, task_id: str, queue: str) -> None:
         if not self.stopping:
-            self._spawn(self._notify(f"task_queue_{queue}", f"retry:{task_id}"), "retry-timer")
+            self._spawn(self._notify(queue_channel(queue), f"retry:{task_id}"), "retry-timer")
 
     async def _notify(self, channel: str, payload: str) -> None:
         async with self.service_tx() as conn:

@@ -1,0 +1,38 @@
+"""Apps for the paths no notification announces and for unusual queue names.
+
+Importable by real workers; HORSIES_DATABASE_URL (set by the tests) replaces
+the placeholder URL.
+"""
+
+from __future__ import annotations
+
+from horsies import AppConfig, CustomQueueConfig, Horsies, PostgresConfig, QueueMode, TaskError, TaskResult
+from horsies.config import WorkerResilienceConfig
+
+_URL = "postgresql://unused@localhost/unused"
+POLL_MS = 1_000
+# A queue name that is not an SQL identifier: a double quote, a semicolon, a space.
+WEIRD_QUEUE = 'we"ird; drop'
+
+# The shortest fallback poll, so that a test of the poll waits seconds, not minutes.
+polled = Horsies(AppConfig(
+    broker=PostgresConfig(database_url=_URL),
+    resilience=WorkerResilienceConfig(notify_poll_interval_ms=POLL_MS),
+))
+
+
+@polled.task("polled_add")
+def polled_add(a: int, b: int) -> TaskResult[int, TaskError]:
+    return TaskResult(ok=a + b)
+
+
+weird = Horsies(AppConfig(
+    broker=PostgresConfig(database_url=_URL),
+    queue_mode=QueueMode.CUSTOM,
+    custom_queues=[CustomQueueConfig(name=WEIRD_QUEUE)],
+))
+
+
+@weird.task("weird_add", queue_name=WEIRD_QUEUE)
+def weird_add(a: int, b: int) -> TaskResult[int, TaskError]:
+    return TaskResult(ok=a + b)
