@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -19,7 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from horsies.config import PostgresConfig
 from horsies.db.listener import ResultListener
-from horsies.db.pool import AsyncPools, open_sync_pool
+from horsies.db.pool import AsyncPools, LoopPool, Reachability, open_sync_pool, pooled
 from horsies.db.schema import ensure_schema_initialized, ensure_schema_initialized_async
 from horsies.errors import HorsiesError
 from horsies.info import BrokerErrorCode, BrokerOperationError
@@ -56,7 +57,8 @@ class PostgresBroker:
         self._lock = threading.Lock()
         self._url: str | None = None
         self._pool: ConnectionPool | None = None
-        self._apools = AsyncPools()
+        self.health = Reachability(self.url)
+        self._apools = AsyncPools(self.health)
         self._schema_ready = False
         self.listener = ResultListener(self.url)
 
@@ -75,10 +77,16 @@ class PostgresBroker:
             url = self.url()
             with self._lock:
                 if self._pool is None:
-                    self._pool = open_sync_pool(url, self.config)
+                    self._pool = open_sync_pool(url, self.config, self.health)
         return self._pool
 
-    async def apool(self) -> Any:
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; fails fast (transient) while the server is unreachable."""
+        with pooled(self.pool(), self.health, float(self.config.pool_timeout)) as conn:
+            yield conn
+
+    async def apool(self) -> LoopPool:
         return await self._apools.get(self.url(), self.config)
 
     def _sql(self, name: str) -> Any:
@@ -90,7 +98,7 @@ class PostgresBroker:
         """Create the schema once per broker; raises on failure."""
         if self._schema_ready:
             return
-        with self.pool().connection() as conn:
+        with self.connection() as conn:
             conn.autocommit = False
             try:
                 ensure_schema_initialized(conn)
@@ -130,7 +138,7 @@ class PostgresBroker:
     def insert_task(self, row: dict[str, Any]) -> bool:
         """T1 through the pool; True when inserted, False when the id existed."""
         self.ensure_schema()
-        with self.pool().connection() as conn:
+        with self.connection() as conn:
             return conn.execute(self._sql("task_insert"), row).fetchone() is not None
 
     async def insert_task_async(self, row: dict[str, Any]) -> bool:
@@ -169,7 +177,7 @@ class PostgresBroker:
         of the batch while the next is being built.
         """
         self.ensure_schema()
-        with self.pool().connection() as conn, conn.transaction():
+        with self.connection() as conn, conn.transaction():
             self.copy_tasks_on(conn, rows)
 
     async def copy_tasks_async(self, rows: Iterable[tuple[Any, ...]]) -> None:
@@ -198,7 +206,7 @@ class PostgresBroker:
                 await copy.write_row(row)
 
     def task_shas(self, ids: list[str]) -> dict[str, str]:
-        with self.pool().connection() as conn:
+        with self.connection() as conn:
             rows = conn.execute(self._sql("task_sha_get_many"), {"ids": ids}).fetchall()
         return {r[0]: r[1] for r in rows}
 
@@ -210,7 +218,7 @@ class PostgresBroker:
         return {r[0]: r[1] for r in rows}
 
     def task_sha(self, task_id: str) -> str | None:
-        with self.pool().connection() as conn:
+        with self.connection() as conn:
             row = conn.execute(self._sql("task_sha_get"), {"id": task_id}).fetchone()
         return None if row is None else str(row[0])
 
@@ -224,7 +232,7 @@ class PostgresBroker:
     def task_result_row(self, task_id: str) -> tuple[str, str | None] | None:
         """(status, stored result) of one task, or None when it does not exist."""
         self.ensure_schema()
-        with self.pool().connection() as conn:
+        with self.connection() as conn:
             row = conn.execute(self._sql("task_result_get"), {"id": task_id}).fetchone()
         return None if row is None else (row[0], row[1])
 
@@ -240,7 +248,7 @@ class PostgresBroker:
         self, task_id: str, *, attempts: bool
     ) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
         self.ensure_schema()
-        with self.pool().connection() as conn:
+        with self.connection() as conn:
             row = conn.execute(self._sql("task_info_get"), {"id": task_id}).fetchone()
             found = []
             if row is not None and attempts:
