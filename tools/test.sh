@@ -15,6 +15,11 @@ if [[ -z "${VIRTUAL_ENV:-}" ]]; then
         # A fresh clone: make the environment the README promises.
         "${PYTHON:-python3}" -m venv .venv
         .venv/bin/python -m pip install --upgrade pip
+    fi
+    # The demo command of the README makes .venv with the embedded extra only:
+    # whatever made it, the test extras go in before the first run.
+    if ! .venv/bin/python -c "import pytest, pytest_timeout, hypothesis, pgserver, horsies" \
+            2>/dev/null; then
         .venv/bin/python -m pip install -e '.[test]'
     fi
     # shellcheck disable=SC1091
