@@ -144,6 +144,16 @@ def worker(
             "(processes in hard-cap mode, processes + prefetch_buffer in soft-cap mode).",
         ),
     ] = 0,
+    max_run_size: Annotated[
+        int,
+        typer.Option(
+            "--max-run-size",
+            min=1,
+            metavar="N",
+            help="Most tasks handed to a child at once when no cap is configured; "
+            "1 turns runs off.",
+        ),
+    ] = 256,
     queues: Annotated[
         str | None,
         typer.Option(
@@ -172,7 +182,7 @@ def worker(
     locator = resolve_module_argument(module, module_option, "worker")
     try:
         code = _run(locator, processes, loglevel, max_claim_batch, max_claim_per_worker,
-                    queues, shutdown_timeout)
+                    max_run_size, queues, shutdown_timeout)
     except KeyboardInterrupt:
         # A signal before the worker installed its own handlers: still a requested stop.
         log.info("Worker interrupted before it started")
@@ -186,6 +196,7 @@ def _run(
     loglevel: str,
     max_claim_batch: int,
     max_claim_per_worker: int,
+    max_run_size: int,
     queues: str | None,
     shutdown_timeout: float | None,
 ) -> int:
@@ -215,6 +226,7 @@ def _run(
         processes=default_processes() if processes is None else processes,
         max_claim_batch=max_claim_batch,
         max_claim_per_worker=max_claim_per_worker,
+        max_run_size=max_run_size,
         imports=[],
         sys_path_roots=list(located.sys_path_roots),
         loglevel=parse_loglevel(loglevel),

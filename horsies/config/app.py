@@ -72,6 +72,9 @@ def exception_mapper_problems(mapper: object, field: str = "exception_mapper") -
     return problems
 
 
+MAX_RUN_TARGET_MS = 10_000
+
+
 class AppConfig(msgspec.Struct, kw_only=True, frozen=True):
     """Everything an app needs: queues, broker, concurrency, recovery, error codes."""
 
@@ -89,6 +92,8 @@ class AppConfig(msgspec.Struct, kw_only=True, frozen=True):
     exception_mapper: ExceptionMapper = msgspec.field(default_factory=dict)
     default_unhandled_error_code: str = DEFAULT_UNHANDLED_ERROR_CODE
     resend_on_transient_err: bool = False
+    # Work a child is handed at once without caps, in milliseconds (runs.md §1).
+    run_target_ms: int = 5
 
     def __post_init__(self) -> None:
         checks = Collector("AppConfig", _QUEUES)
@@ -192,6 +197,9 @@ def _check_types(config: AppConfig, checks: Collector) -> dict[str, bool]:
         ),
         "max_claim_renew_age_ms": checks.check_int(
             "max_claim_renew_age_ms", config.max_claim_renew_age_ms, code=_PREFETCH
+        ),
+        "run_target_ms": checks.check_int(
+            "run_target_ms", config.run_target_ms, 1, MAX_RUN_TARGET_MS, code=_PREFETCH
         ),
         "recovery": checks.check_instance(
             "recovery", config.recovery, RecoveryConfig, code=ErrorCode.CONFIG_INVALID_RECOVERY

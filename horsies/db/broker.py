@@ -25,7 +25,7 @@ from horsies.db.schema import ensure_schema_initialized, ensure_schema_initializ
 from horsies.errors import HorsiesError
 from horsies.info import BrokerErrorCode, BrokerOperationError
 from horsies.result import Err, Ok, Result
-from horsies.sql import queries
+from horsies.sql import queries, queue_channel
 
 log = logging.getLogger("horsies.broker")
 
@@ -44,6 +44,11 @@ COPY_TYPES = (
     "uuid", "text", "text", "int4", "text", "text", "text", "timestamptz", "timestamptz",
     "text", "int4", "text",
 )
+
+
+def _batch_notice(queue: str, count: int) -> dict[str, str]:
+    """The one notification of a bulk insert: every row is claimable at once."""
+    return {"channel": queue_channel(queue), "payload": f"batch:{count}"}
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -170,40 +175,48 @@ class PostgresBroker:
         cur = await conn.execute(self._sql("task_insert"), row)
         return await cur.fetchone() is not None
 
-    def copy_tasks(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """T1 in bulk: one binary COPY in one transaction (all rows or none).
+    def copy_tasks(self, rows: Iterable[tuple[Any, ...]], queue: str) -> None:
+        """T1 in bulk: one binary COPY in one transaction (all rows or none), and
+        one notification for the batch on its queue's channel.
 
         `rows` are sent as they are produced, so the server works on one part
         of the batch while the next is being built.
         """
         self.ensure_schema()
         with self.connection() as conn, conn.transaction():
-            self.copy_tasks_on(conn, rows)
+            self.copy_tasks_on(conn, rows, queue)
 
-    async def copy_tasks_async(self, rows: Iterable[tuple[Any, ...]]) -> None:
+    async def copy_tasks_async(self, rows: Iterable[tuple[Any, ...]], queue: str) -> None:
         await self.ensure_schema_async()
         pool = await self.apool()
         async with pool.connection() as conn, conn.transaction():
-            await self.copy_tasks_on_async(conn, rows)
+            await self.copy_tasks_on_async(conn, rows, queue)
 
     def _copy_sql(self) -> str:
         # Binary: the server skips parsing uuid and timestamp text (measured faster).
         return self._sql("task_copy_many").rstrip().rstrip(";") + " (FORMAT BINARY)"
 
-    def copy_tasks_on(self, conn: psycopg.Connection[Any], rows: Iterable[tuple[Any, ...]]) -> None:
+    def copy_tasks_on(self, conn: psycopg.Connection[Any], rows: Iterable[tuple[Any, ...]],
+                      queue: str) -> None:
+        written = 0
         with conn.cursor() as cur, cur.copy(self._copy_sql()) as copy:
             copy.set_types(COPY_TYPES)
             write_row = copy.write_row
             for row in rows:
                 write_row(row)
+                written += 1
+        conn.execute(self._sql("queue_notify"), _batch_notice(queue, written))
 
     async def copy_tasks_on_async(
-        self, conn: psycopg.AsyncConnection[Any], rows: Iterable[tuple[Any, ...]]
+        self, conn: psycopg.AsyncConnection[Any], rows: Iterable[tuple[Any, ...]], queue: str
     ) -> None:
+        written = 0
         async with conn.cursor() as cur, cur.copy(self._copy_sql()) as copy:
             copy.set_types(COPY_TYPES)
             for row in rows:
                 await copy.write_row(row)
+                written += 1
+        await conn.execute(self._sql("queue_notify"), _batch_notice(queue, written))
 
     def task_shas(self, ids: list[str]) -> dict[str, str]:
         with self.connection() as conn:

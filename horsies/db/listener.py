@@ -88,7 +88,9 @@ class ResultListener:
                     delay = 0.2
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            self._wake(note.payload)
+                            # One notification names every task a statement ended.
+                            for task_id in note.payload.split(","):
+                                self._wake(task_id)
             except Exception as exc:  # noqa: BLE001 - any failure means reconnect
                 log.debug("result listener disconnected: %s", exc)
             self._connected.clear()

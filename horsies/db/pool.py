@@ -125,7 +125,7 @@ def _masked(url: str) -> str:
 def _needs_ping(conn: object) -> bool:
     now = time.monotonic()
     stale = now - getattr(conn, "_horsies_last_checked", 0.0) > _PING_AFTER_IDLE_S
-    setattr(conn, "_horsies_last_checked", now)
+    conn._horsies_last_checked = now
     return stale
 
 

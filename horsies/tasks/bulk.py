@@ -5,10 +5,10 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from uuid import UUID
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from horsies.codec import args_to_json
 from horsies.result import Err, Ok
@@ -48,6 +48,10 @@ class Batch:
         self.shared = shared
         self.ids: list[str] = []
         self.shas: list[str] = []
+
+    @property
+    def queue(self) -> str:
+        return self.shared[1]
 
     def _extend(self, stop: int) -> None:
         start = len(self.ids)
@@ -204,14 +208,14 @@ def send_many(sender: TaskSender, options: SendOptions, calls: Any) -> Any:
             broker.ensure_schema()
             broker.join_caller_transaction(options.connection)
             with options.connection.transaction():
-                broker.copy_tasks_on(options.connection, batch.rows())
+                broker.copy_tasks_on(options.connection, batch.rows(), batch.queue)
         except Exception as exc:  # noqa: BLE001
             return _failed(batch, exc, transactional=True)
         return _handles(sender, batch)
     delays = _RESEND_DELAYS_MS if sender.app.config.resend_on_transient_err else ()
     for attempt in range(len(delays) + 1):
         try:
-            broker.copy_tasks(batch.rows())
+            broker.copy_tasks(batch.rows(), batch.queue)
             return _handles(sender, batch)
         except psycopg.errors.UniqueViolation as exc:
             if attempt == 0:
@@ -242,14 +246,14 @@ async def send_many_async(sender: TaskSender, options: SendOptions, calls: Any) 
             await broker.ensure_schema_async()
             await broker.join_caller_transaction_async(options.connection)
             async with options.connection.transaction():
-                await broker.copy_tasks_on_async(options.connection, batch.rows())
+                await broker.copy_tasks_on_async(options.connection, batch.rows(), batch.queue)
         except Exception as exc:  # noqa: BLE001
             return _failed(batch, exc, transactional=True)
         return _handles(sender, batch)
     delays = _RESEND_DELAYS_MS if sender.app.config.resend_on_transient_err else ()
     for attempt in range(len(delays) + 1):
         try:
-            await broker.copy_tasks_async(batch.rows())
+            await broker.copy_tasks_async(batch.rows(), batch.queue)
             return _handles(sender, batch)
         except psycopg.errors.UniqueViolation as exc:
             if attempt == 0:

@@ -67,7 +67,7 @@ def _check_timeout(timeout_ms: object) -> None:
 
 
 class _Deadline:
-    def __init__(self, timeout_ms: int | float | None) -> None:
+    def __init__(self, timeout_ms: float | None) -> None:
         self.timeout_ms = timeout_ms
         self._end = None if timeout_ms is None else time.monotonic() + max(timeout_ms, 0) / 1000
 
@@ -86,7 +86,7 @@ class _Deadline:
 class TaskHandle(Generic[T]):
     """A reference to one task by id."""
 
-    __slots__ = ("task_id", "_app", "_broker_mode", "_cached")
+    __slots__ = ("_app", "_broker_mode", "_cached", "task_id")
 
     def __init__(self, task_id: str, app: Horsies | None = None, broker_mode: bool = False) -> None:
         self.task_id = task_id
@@ -154,7 +154,7 @@ class TaskHandle(Generic[T]):
             exception=exc,
         ))
 
-    def get(self, timeout_ms: int | float | None = None) -> TaskResult[T, TaskError]:
+    def get(self, timeout_ms: float | None = None) -> TaskResult[T, TaskError]:
         """Wait for the task to finish and return its result (or a retrieval error)."""
         _check_timeout(timeout_ms)
         early = self._precheck()
@@ -190,7 +190,7 @@ class TaskHandle(Generic[T]):
         finally:
             broker.listener.unsubscribe(self.task_id, woken.set)
 
-    async def get_async(self, timeout_ms: int | float | None = None) -> TaskResult[T, TaskError]:
+    async def get_async(self, timeout_ms: float | None = None) -> TaskResult[T, TaskError]:
         import asyncio  # already loaded by the running loop; not at module level
 
         _check_timeout(timeout_ms)
@@ -312,8 +312,23 @@ class TaskHandle(Generic[T]):
             worker_pid=row[15], worker_process_name=row[16], error_code=row[17],
             result=result,
             failed_reason=row[19] if include_failed_reason else None,
-            attempts=[_attempt(a) for a in attempts] if include_attempts else None,
+            attempts=_attempts(row, attempts) if include_attempts else None,
         ))
+
+
+def _attempts(task: tuple[Any, ...], stored: list[tuple[Any, ...]]) -> list[TaskAttemptInfo]:
+    """Stored attempts, newest first, plus a final success built from the task row:
+    an attempt that completed the task writes no row of its own (runs.md §4)."""
+    found = [_attempt(a) for a in stored]
+    status, retry_count, started, completed = task[2], task[5], task[11], task[12]
+    final = retry_count + 1
+    if status == "COMPLETED" and started is not None and all(a.attempt != final for a in found):
+        found.insert(0, TaskAttemptInfo(
+            task_id=task[0], attempt=final, outcome=TaskAttemptOutcome.COMPLETED,
+            will_retry=False, started_at=started, finished_at=completed, error_code=None,
+            error_message=None, failed_reason=None, worker_id=task[20],
+            worker_hostname=task[14], worker_pid=task[15], worker_process_name=task[16]))
+    return found
 
 
 def _attempt(row: tuple[Any, ...]) -> TaskAttemptInfo:

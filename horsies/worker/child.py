@@ -1,22 +1,35 @@
-"""A worker child process: import the app, then run one task at a time.
+"""A worker child process: import the app, then run its runs, one task at a time.
 
 Children run user code and nothing else: no event loop and no database
-connection of the library's own. They talk to the main process over a pipe
-and exit at once when the main process disappears.
+connection of the library's own. They talk to the main process over a socket
+(runs down, batched results up) and keep one number where the main process
+can read it after their death: the run position of the last task they began
+(runs.md §3). Before each start a child checks that its parent is alive and
+that the position is within the limit the main process recorded durably.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import mmap
 import os
+import select
 import signal
+import socket
+import sys
 import threading
 import time
-from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from collections import deque
 from typing import Any
 
-from horsies.codec import dumps_json, json_to_args, json_to_kwargs, loads_json, serialize_error_payload
+from horsies.codec import (
+    dumps_json,
+    json_to_args,
+    json_to_kwargs,
+    loads_json,
+    serialize_error_payload,
+)
 from horsies.codes import OperationalErrorCode
 from horsies.task_result import TaskError, TaskResult
 from horsies.worker import protocol
@@ -25,14 +38,13 @@ log = logging.getLogger("horsies.worker")
 
 HOOK_FAILED_EXIT = 173
 _HOOK_TIMEOUT_S = 10.0
+# Results are sent when a run ends, every _FLUSH_COUNT results, or when the
+# oldest unsent one is _FLUSH_AGE_S old (runs.md §2).
+_FLUSH_COUNT = 64
+_FLUSH_AGE_S = 0.001
 
-
-@dataclass(frozen=True)
-class ChildSpec:
-    app_locator: str
-    sys_path_roots: list[str]
-    imports: list[str]
-    loglevel: int
+# (ok, result JSON, error code, error message)
+Outcome = tuple[bool, str, "str | None", "str | None"]
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -66,145 +78,219 @@ def _run_hooks(app: Any) -> None:
             os._exit(HOOK_FAILED_EXIT)
 
 
-def _error_result(code: Any, message: str, task_name: str) -> protocol.Result:
+def _error_outcome(code: OperationalErrorCode, message: str, task_name: str) -> Outcome:
     result = TaskResult(err=TaskError(error_code=code, message=message,
                                       data={"task_name": task_name}))
-    return protocol.Result(task_id="", result_json=serialize_error_payload(result), ok=False,
-                           error_code=str(code.value), error_message=message)
+    return False, serialize_error_payload(result), str(code.value), message
 
 
-def execute(app: Any, run: protocol.Run) -> protocol.Result:
+def execute(tasks: dict[str, Any], name: str, args_json: str | None,
+            kwargs_json: str | None) -> Outcome:
     """One attempt: resolve, decode, call, encode. Never raises."""
-    name = run.task_name
-    task = app.tasks._tasks.get(name)
+    task = tasks.get(name)
     if task is None:
-        outcome = _error_result(OperationalErrorCode.WORKER_RESOLUTION_ERROR,
-                                f"task '{name}' is not registered in this worker", name)
-    else:
-        outcome = _call(task, run)
-    outcome.task_id = run.task_id
-    return outcome
-
-
-def _decode_arguments(run: protocol.Run) -> tuple[list[Any], dict[str, Any]] | str:
-    args_json = loads_json(run.args_json)
-    kwargs_json = loads_json(run.kwargs_json)
-    if args_json.is_err():
-        return f"arguments: {args_json.err_value}"
-    if kwargs_json.is_err():
-        return f"keyword arguments: {kwargs_json.err_value}"
-    args = json_to_args(args_json.ok_value)
-    kwargs = json_to_kwargs(kwargs_json.ok_value)
-    if args.is_err():
-        return f"arguments: {args.err_value}"
-    if kwargs.is_err():
-        return f"keyword arguments: {kwargs.err_value}"
-    return args.ok_value, kwargs.ok_value
-
-
-def _call(task: Any, run: protocol.Run) -> protocol.Result:
-    decoded = _decode_arguments(run)
+        return _error_outcome(OperationalErrorCode.WORKER_RESOLUTION_ERROR,
+                              f"task '{name}' is not registered in this worker", name)
+    decoded = _decode_arguments(args_json, kwargs_json)
     if isinstance(decoded, str):
-        return _error_result(OperationalErrorCode.WORKER_SERIALIZATION_ERROR,
-                             f"could not decode the stored {decoded}", run.task_name)
-    args, kwargs = decoded
-    result = task.run(tuple(args), kwargs)
+        return _error_outcome(OperationalErrorCode.WORKER_SERIALIZATION_ERROR,
+                              f"could not decode the stored {decoded}", name)
+    result = task.run(*decoded)
     encoded = dumps_json(result)
     if encoded.is_err():
-        return _error_result(OperationalErrorCode.WORKER_SERIALIZATION_ERROR,
-                             f"could not encode the result: {encoded.err_value}", run.task_name)
+        return _error_outcome(OperationalErrorCode.WORKER_SERIALIZATION_ERROR,
+                              f"could not encode the result: {encoded.err_value}", name)
     if result.is_ok():
-        return protocol.Result(task_id=run.task_id, result_json=encoded.ok_value, ok=True)
+        return True, encoded.ok_value, None, None
     error = result.err_value
     code = error.error_code
-    return protocol.Result(
-        task_id=run.task_id, result_json=encoded.ok_value, ok=False,
-        error_code=None if code is None else str(getattr(code, "value", code)),
-        error_message=error.message,
-    )
+    return (False, encoded.ok_value, None if code is None else str(getattr(code, "value", code)),
+            error.message)
 
 
-def child_main(conn: Connection, spec: ChildSpec, parent_pid: int) -> None:
-    """Entry point of a child process (spawned)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    os.environ["HORSIES_CHILD_PROCESS"] = "1"
-    from horsies.logging import configure_logging
+def _decode_arguments(args_json: str | None, kwargs_json: str | None
+                      ) -> tuple[tuple[Any, ...], dict[str, Any]] | str:
+    """The call's arguments, or a string naming what could not be decoded."""
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+    if args_json is not None:
+        parsed = loads_json(args_json)
+        if parsed.is_err():
+            return f"arguments: {parsed.err_value}"
+        rebuilt = json_to_args(parsed.ok_value)
+        if rebuilt.is_err():
+            return f"arguments: {rebuilt.err_value}"
+        args = tuple(rebuilt.ok_value)
+    if kwargs_json is not None:
+        parsed = loads_json(kwargs_json)
+        if parsed.is_err():
+            return f"keyword arguments: {parsed.err_value}"
+        rebuilt_kw = json_to_kwargs(parsed.ok_value)
+        if rebuilt_kw.is_err():
+            return f"keyword arguments: {rebuilt_kw.err_value}"
+        kwargs = rebuilt_kw.ok_value
+    return args, kwargs
 
-    configure_logging(spec.loglevel)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    from horsies.cli._common import load_app
 
-    app = load_app(spec.app_locator, spec.sys_path_roots)
+class Channel:
+    """The child's end of the socket: blocking frame reads, locked writes (the
+    heartbeat thread writes too)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._reader = sock.makefile("rb")
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN)
+        self.lock = threading.Lock()
+
+    def pending(self) -> bool:
+        """Whether a frame (or the end of the stream) is waiting to be read."""
+        return bool(self._poll.poll(0))
+
+    def read(self) -> protocol.Message | None:
+        header = self._reader.read(4)
+        if len(header) < 4:
+            return None
+        (size,) = protocol.HEADER.unpack(header)
+        return protocol.decode(self._reader.read(size))
+
+    def send(self, message: protocol.Message) -> None:
+        data = protocol.frame(message)
+        with self.lock:
+            self._sock.sendall(data)
+
+
+class _Heartbeat:
+    """Sends `Beat` every interval while the child has work (workers.md §7.3).
+
+    One daemon thread per child for all its runs. A child whose thread is
+    starved (or that hangs with the GIL held) stops reporting and goes stale.
+    """
+
+    def __init__(self, channel: Channel, interval_s: float) -> None:
+        self._channel = channel
+        self._interval = max(0.05, interval_s)
+        self.busy = threading.Event()
+        self._beat = protocol.frame(protocol.Beat())
+        threading.Thread(target=self._loop, name="horsies-runner-heartbeat", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            self.busy.wait()
+            time.sleep(self._interval)
+            if not self.busy.is_set():
+                continue
+            try:
+                self._channel.send(protocol.Beat())
+            except OSError:
+                return
+
+
+class Runner:
+    """The loop of one child: take runs, start each task within the limit, send results."""
+
+    def __init__(self, tasks: dict[str, Any], channel: Channel, started: memoryview,
+                 parent_pid: int, beat_interval_s: float) -> None:
+        self.tasks = tasks
+        self.channel = channel
+        self.started = started  # started[0]: the run position of the last task begun
+        self.parent_pid = parent_pid
+        self.queue: deque[tuple[int, str, str, str | None, str | None]] = deque()
+        self.limit = 0
+        self.unsent: list[tuple[int, bool, str, str | None, str | None, float, float]] = []
+        self.oldest = 0.0
+        self.heartbeat = _Heartbeat(channel, beat_interval_s)
+
+    def serve(self) -> None:
+        while True:
+            if not self.queue or self.queue[0][0] > self.limit:
+                if not self.queue:
+                    self.heartbeat.busy.clear()  # idle: nothing of ours can go stale
+                self.flush(waiting=bool(self.queue))
+                if not self.receive(self.channel.read()):
+                    return
+                continue
+            if self.channel.pending() and not self.receive(self.channel.read()):
+                return
+            if not self.queue or self.queue[0][0] > self.limit:
+                continue
+            if os.getppid() != self.parent_pid:
+                os._exit(1)  # nobody can record a result any more
+            self.run_one(*self.queue.popleft())
+
+    def receive(self, message: protocol.Message | None) -> bool:
+        """Apply a frame; False when the child must exit."""
+        if message is None:
+            return False  # the main process closed the socket
+        if isinstance(message, protocol.Run):
+            self.queue.extend(message.tasks)
+            self.limit = max(self.limit, message.limit)
+            self.heartbeat.busy.set()
+        elif isinstance(message, protocol.Limit):
+            self.limit = max(self.limit, message.limit)
+        elif isinstance(message, protocol.Stop):
+            self.flush(waiting=False)
+            self.channel.send(protocol.Stopped(started=self.started[0]))
+            return False
+        return True
+
+    def run_one(self, seq: int, task_id: str, name: str, args_json: str | None,
+                kwargs_json: str | None) -> None:
+        self.started[0] = seq  # before user code: read after a death (runs.md §3)
+        started_at = time.time()
+        begun = time.perf_counter()
+        ok, result_json, code, message = execute(self.tasks, name, args_json, kwargs_json)
+        now = time.perf_counter()
+        if not self.unsent:
+            self.oldest = now
+        self.unsent.append((seq, ok, result_json, code, message, started_at, now - begun))
+        if not self.queue or len(self.unsent) >= _FLUSH_COUNT or now - self.oldest >= _FLUSH_AGE_S:
+            self.flush(waiting=False)
+
+    def flush(self, waiting: bool) -> None:
+        if not self.unsent and not waiting:
+            return
+        items, self.unsent = self.unsent, []
+        self.channel.send(protocol.Results(items=items, waiting=waiting))
+
+
+def _load(spec: dict[str, Any]) -> Any:
+    from horsies.locator import load_app
+
+    app = load_app(spec["app_locator"], spec["sys_path_roots"])
     app.suppress_sends(True)
     try:
         # The locator already imported the app's own module; importing it
         # again by name or path is a no-op (sys.modules, import_file's cache).
-        app.import_task_modules(app.get_discovered_task_modules() + spec.imports)
+        app.import_task_modules(app.get_discovered_task_modules() + spec["imports"])
     finally:
         app.suppress_sends(False)
     _run_hooks(app)
-    conn.send_bytes(protocol.encode(protocol.Ready(pid=os.getpid())))
-    _serve(app, conn)
+    return app
 
 
-def _serve(app: Any, conn: Connection) -> None:
-    beats = _RunnerHeartbeat(conn)
-    while True:
-        try:
-            message = protocol.decode(conn.recv_bytes())
-        except (EOFError, OSError):
-            return
-        if isinstance(message, protocol.Stop):
-            return
-        if isinstance(message, protocol.Run):
-            beats.start(message)
-            try:
-                outcome = execute(app, message)
-            finally:
-                beats.stop()
-            try:
-                with beats.lock:
-                    conn.send_bytes(protocol.encode(outcome))
-            except (BrokenPipeError, OSError):
-                return
+def main() -> None:
+    """Entry point of a child process: ``python -c '...main()' SPEC_JSON``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.environ["HORSIES_CHILD_PROCESS"] = "1"
+    spec = json.loads(sys.argv[1])
+    from horsies.logging import configure_logging
 
-
-class _RunnerHeartbeat:
-    """Reports `Beat` over the pipe while a task runs (workers.md §7.3).
-
-    One daemon thread per child, for all its tasks: starting a thread per task
-    would cost more than a short task. The main process writes the runner
-    heartbeat rows; a child whose thread is starved (or that hangs with the GIL
-    held) stops reporting and goes stale.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self.lock = threading.Lock()  # the pipe is shared with the Result send
-        self._conn = conn
-        self._beat: bytes | None = None  # the current task's report, None when idle
-        self._interval = 1.0
-        self._running = threading.Event()
-        threading.Thread(target=self._loop, name="horsies-runner-heartbeat", daemon=True).start()
-
-    def start(self, run: protocol.Run) -> None:
-        with self.lock:
-            self._beat = protocol.encode(protocol.Beat(task_id=run.task_id))
-            self._interval = max(0.05, run.runner_heartbeat_interval_ms / 1000)
-        self._running.set()
-
-    def stop(self) -> None:
-        with self.lock:
-            self._beat = None
-        self._running.clear()
-
-    def _loop(self) -> None:
-        while True:
-            self._running.wait()
-            time.sleep(self._interval)
-            try:
-                with self.lock:
-                    if self._beat is not None:
-                        self._conn.send_bytes(self._beat)
-            except (BrokenPipeError, OSError):
-                return
+    configure_logging(spec["loglevel"])
+    parent_pid = spec["parent_pid"]
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    sock = socket.socket(fileno=spec["socket_fd"])
+    marks = mmap.mmap(spec["mark_fd"], 8)
+    app = _load(spec)
+    channel = Channel(sock)
+    channel.send(protocol.Ready(pid=os.getpid()))
+    interval_s = app.config.recovery.runner_heartbeat_interval_ms / 1000
+    runner = Runner(app.tasks._tasks, channel, memoryview(marks).cast("q"), parent_pid,
+                    interval_s)
+    try:
+        runner.serve()
+    except (BrokenPipeError, ConnectionError):
+        pass  # the main process is gone
+    sys.stdout.flush()
+    os._exit(0)

@@ -18,13 +18,16 @@ class WorkerConfig(msgspec.Struct, kw_only=True, frozen=True):
     processes: int = msgspec.field(default_factory=_cpu_count)
     max_claim_batch: int = 2
     max_claim_per_worker: int = 0
+    # Most tasks in one run of a child (runs.md §1); 1 turns runs off.
+    max_run_size: int = 256
     imports: list[str] = msgspec.field(default_factory=list)
     sys_path_roots: list[str] = msgspec.field(default_factory=list)
     loglevel: int = logging.INFO
     shutdown_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
-        for name, low in (("processes", 1), ("max_claim_batch", 1), ("max_claim_per_worker", 0)):
+        for name, low in (("processes", 1), ("max_claim_batch", 1), ("max_claim_per_worker", 0),
+                          ("max_run_size", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"WorkerConfig.{name} must be an int >= {low}, got {value!r}")

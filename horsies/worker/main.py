@@ -1,70 +1,54 @@
-"""The worker's main process: claim, dispatch, finalize, on one event loop.
+"""The worker's main process: it assembles the parts and runs their lifecycle.
 
-It never runs user code. It owns every write about the tasks it runs, over
-a handful of dedicated connections (claim, dispatch, writer, service and a
-listener), whatever the number of children.
+It never runs user code. Each part receives the collaborators it needs:
+
+- `Connections` (connections by role and the one retry loop),
+- `ChildPool` (the children and their frames),
+- `Cycle` (the results, deaths and top-ups, written once per cycle),
+- `Claimer` and its `ReadyQueue` (only where a cap counts),
+- `Listener`, `Liveness`, `Reaper`, `Snapshots`.
+
+No part imports this module.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 import socket
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-
-from horsies._speedups import IMPL, IMPL_ERROR, compute_pass_budget, effective_max_claimed
-from horsies.db.broker import is_transient
-from horsies.sql import listen, queries, queue_channel
-from horsies.worker import protocol
-from horsies.worker.child import ChildSpec
-from horsies.worker.claimer import Claimer
-from horsies.worker.completer import MAX_BATCH, Ending, Plan, finalize_batch, finalize_crash
-from horsies.worker.config import WorkerConfig
-from horsies.worker.dispatcher import Dispatcher
-from horsies.worker.executor import Child, ChildPool
-from horsies.worker.heartbeat import Heartbeats
-from horsies.worker.recovery import Reaper
-from horsies.worker.snapshots import Snapshots
+from horsies._speedups import IMPL, IMPL_ERROR, effective_max_claimed, order_queues
 from horsies.config import DEFAULT_CLAIM_LEASE_MS
+from horsies.sql import queries
+from horsies.worker.children import Child, ChildPool, ChildSpec, PoolEvents
+from horsies.worker.claimer import Claimer, ReadyQueue
+from horsies.worker.config import WorkerConfig
+from horsies.worker.connections import Connections
+from horsies.worker.cycle import Cycle
+from horsies.worker.listener import Listener
+from horsies.worker.liveness import Liveness
+from horsies.worker.recovery import Reaper
+from horsies.worker.runs import RunSizing
+from horsies.worker.snapshots import Snapshots, identity_row
 
 if TYPE_CHECKING:
     from horsies.app import Horsies
+    from horsies.worker import protocol
 
 log = logging.getLogger("horsies.worker")
 
-
-def _prepare_threshold() -> int | None:
-    # Prepared statements do not survive a transaction-pooling proxy.
-    return None if os.environ.get("HORSIES_NO_PREPARE") == "1" else 0
-
-
-# The claim connection writes only T2 (claim) and T6 (lease sweep). Losing such a
-# commit in a server crash leaves the task PENDING, and the durable ownership
-# confirmation that follows flushes the WAL past it, so it skips its own flush.
-_SESSION_OPTIONS = {"claim": "-c synchronous_commit=off"}
-
-
-async def connect(
-    url: str, *, autocommit: bool = True, role: str = ""
-) -> psycopg.AsyncConnection[Any]:
-    """A main-process connection; `role` names its job (claim, dispatch, writer, ...).
-
-    Hot single statements run as their own implicit transaction (one round trip);
-    multi-statement work opens `conn.transaction()` explicitly."""
-    extra = {"options": _SESSION_OPTIONS[role]} if role in _SESSION_OPTIONS else {}
-    return await psycopg.AsyncConnection.connect(
-        url, autocommit=autocommit, prepare_threshold=_prepare_threshold(), connect_timeout=10,
-        **extra,
-    )
+# How many tasks a child may start beyond the mark recorded in the last cycle
+# (runs.md §3): when a whole worker dies, at most this many never-started
+# tasks per child end on the crash path.
+START_ALLOWANCE = 128
+# After a forced stop: how long killed children and the last cycle may take.
+_FORCED_EXIT_S = 10.0
 
 
 class Worker:
@@ -75,158 +59,157 @@ class Worker:
         self.hostname = socket.gethostname()
         cfg = app.config
         self.queues = config.queues or app.get_valid_queue_names()
-        self.lease_ms = cfg.claim_lease_ms or DEFAULT_CLAIM_LEASE_MS
-        self.max_claim_per_worker = effective_max_claimed(
-            config.processes, cfg.prefetch_buffer, config.max_claim_per_worker)
-        self.running: dict[str, Child] = {}  # confirmed and not yet persisted
-        # Tasks whose result could not be written: still RUNNING in the table,
-        # left to the reaper, never to be handed out again.
-        self.abandoned: set[str] = set()
-        # When a connection of this worker was last found lost (monotonic): the
-        # reaper judges heartbeats only once a full threshold has passed since.
-        self.db_lost_at: float | None = None
-        self.results: asyncio.Queue[Ending] = asyncio.Queue()
-        self.wake = asyncio.Event()
+        custom = {q.name: q for q in cfg.custom_queues or []}
+        caps = {q: custom[q].max_concurrency if q in custom else None for q in self.queues}
+        ordered = order_queues(list(self.queues),
+                               {n: q.priority for n, q in custom.items()} if custom else None)
+        # Runs only where no cap needs counts (runs.md §1).
+        self.capped = (cfg.cluster_wide_cap is not None or cfg.prefetch_buffer > 0
+                       or any(cap is not None for cap in caps.values()))
         self.stopping = False
         self.forced = False
         self.exit_code = 0
-        self._stop_event = asyncio.Event()
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._conns: dict[str, psycopg.AsyncConnection[Any]] = {}
+        self.wake = asyncio.Event()
+        self._services: list[asyncio.Task[Any]] = []
         self._started = asyncio.Event()
+        lease_ms = cfg.claim_lease_ms or DEFAULT_CLAIM_LEASE_MS
+        self.max_claim_per_worker = effective_max_claimed(
+            config.processes, cfg.prefetch_buffer, config.max_claim_per_worker)
+
+        self.conns = Connections(app.get_broker().url, cfg.resilience)
         self.pool = ChildPool(
             ChildSpec(config.app_locator, list(config.sys_path_roots), list(config.imports),
                       config.loglevel),
-            config.processes, self._on_result, self._on_death, self._on_idle,
-        )
-        self.claimer = Claimer(self)
-        self.dispatcher = Dispatcher(self)
-        self.snapshots = Snapshots(self)
-        self.heartbeats = Heartbeats(self)
-        self.reaper = Reaper(self)
-        # One operation at a time per connection: the service and writer
-        # connections are shared by several coroutines.
-        self.service_lock = asyncio.Lock()
-        self.writer_lock = asyncio.Lock()
-        # Claim passes and claim-and-starts take turns, so that each sees what the
-        # other took and tasks reach children in claim order.
-        self.claiming = asyncio.Lock()
+            config.processes,
+            PoolEvents(ready=self._child_ready, results=self._child_results,
+                       stopped=lambda child: None, gone=self._child_gone))
+        self.ready = ReadyQueue() if self.capped else None
+        self.cycle = Cycle(
+            self.conns, self.pool,
+            RunSizing(cfg.run_target_ms, 1 if self.capped else config.max_run_size),
+            worker_id=self.worker_id, hostname=self.hostname, queues=ordered,
+            allowance=START_ALLOWANCE, ready=self.ready, on_retry=self._arm_retry,
+            on_capacity=self.wake.set, forced=lambda: self.forced)
+        self.claimer = None if self.ready is None else Claimer(
+            self.conns, worker_id=self.worker_id, queues=self.queues, caps=caps,
+            priorities={n: q.priority for n, q in custom.items()} if custom else None,
+            processes=config.processes, prefetch_buffer=cfg.prefetch_buffer,
+            max_claim_per_worker=config.max_claim_per_worker,
+            max_claim_batch=config.max_claim_batch, cluster_wide_cap=cfg.cluster_wide_cap,
+            lease_ms=lease_ms, ready=self.ready, running=lambda: self.cycle.running,
+            stopping=lambda: self.stopping)
+        self.listener = Listener(self.conns, self.queues, self._notified,
+                                 stopping=lambda: self.stopping)
+        self.liveness = Liveness(
+            self.conns, self.pool, cfg.recovery, worker_id=self.worker_id, lease_ms=lease_ms,
+            max_claim_renew_age_ms=cfg.max_claim_renew_age_ms,
+            holding=lambda: self.cycle.holding, claims_held=self._claims_held,
+            stopping=lambda: self.stopping)
+        self.reaper = Reaper(self.conns, cfg.recovery, on_retry=self._arm_retry,
+                             on_recovered=self.cycle.look_again, stopping=lambda: self.stopping)
+        self.snapshots = Snapshots(
+            self.conns,
+            identity_row(worker_id=self.worker_id, hostname=self.hostname,
+                         processes=config.processes, max_claim_batch=config.max_claim_batch,
+                         max_claim_per_worker=self.max_claim_per_worker, queues=self.queues,
+                         config=cfg),
+            counts=lambda: (self.cycle.running, self._claims_held()),
+            pids=lambda: [os.getpid()] + [c.pid for c in self.pool.children],
+            stopping=lambda: self.stopping)
 
-    # -- counters the budget uses ---------------------------------------------
+    def _claims_held(self) -> int:
+        return self.ready.held if self.ready is not None else 0
 
-    @property
-    def local_running(self) -> int:
-        """Tasks in a child. A task whose result is still being written no longer
-        holds its child, so the child may start the next one meanwhile (the cluster
-        and queue caps still count its row as RUNNING until the write commits)."""
-        return len(self.pool.busy_children())
+    # -- the pool's events ---------------------------------------------------------
 
-    @property
-    def claim_ceiling_binds(self) -> bool:
-        """Whether the claim ceiling can bind (soft cap, explicit --max-claim-per-worker):
-        then a task leaving the ready queue for a child gives the claimer room."""
-        return self.app.config.prefetch_buffer > 0 or self.config.max_claim_per_worker > 0
+    def _child_ready(self, child: Child) -> None:
+        log.debug("child %d ready", child.pid)
+        self.cycle.wake.set()
+        self.wake.set()
 
-    @property
-    def local_claimed(self) -> int:
-        return self.dispatcher.claimed
+    def _child_results(self, child: Child, message: protocol.Results) -> None:
+        self.cycle.take_results(child, message)
 
-    def local_budget(self) -> int:
-        cfg = self.app.config
-        return compute_pass_budget(self.config.processes, cfg.prefetch_buffer,
-                                   self.config.max_claim_per_worker, None,
-                                   self.local_running, self.local_claimed, 0)
-
-    # -- child callbacks --------------------------------------------------------
-
-    def _on_result(self, child: Child, message: protocol.Result) -> None:
-        self.results.put_nowait(Ending.from_result(message))
-
-    def _on_idle(self) -> None:
-        self.dispatcher.wake.set()
-
-    def _on_death(self, child: Child, code: int | None) -> None:
-        task_id = child.task_id
-        if task_id is not None:
-            reason = (f"Worker child process {child.pid} terminated by forced shutdown"
-                      if self.forced else
-                      f"Worker child process {child.pid} exited with code {code} "
-                      "while running the task")
-            self._spawn(self._crash(task_id, child.pid, reason), "crash-path")
+    def _child_gone(self, child: Child) -> None:
+        self.pool.remove(child)
+        self.cycle.take_death(child)
         if self.pool.hook_failed:
             log.critical("a child-process start hook failed; stopping the worker")
             self.exit_code = 1
             self.request_stop(force=True)
-            return
-        if self.pool.start_failures >= 5:
+        elif self.pool.start_failures >= 5:
             log.critical("child processes keep failing during start")
             self.exit_code = 1
             self.request_stop(force=True)
-            return
-        if not self.stopping:
-            self.pool.start_child()
+        elif not self.stopping:
+            asyncio.ensure_future(self._replace_child())
 
-    async def _crash(self, task_id: str, pid: int, reason: str) -> None:
+    async def _replace_child(self) -> None:
         try:
-            plan = await self._write(
-                lambda conn: finalize_crash(conn, task_id, pid, self.worker_id, reason),
-                f"crash path for task {task_id}")
-            self._after_finalize(plan)
-        except Exception:
-            log.exception("crash path failed for task %s", task_id)
-            self.abandoned.add(task_id)
-        finally:
-            self.running.pop(task_id, None)
-            self.wake_all()
+            await self.pool.start_child()
+        except Exception as exc:  # noqa: BLE001 - counted like a child that died starting
+            log.error("could not start a child process: %s", exc)
+            self.pool.start_failures += 1
+            if self.pool.start_failures >= 5:
+                log.critical("child processes keep failing during start")
+                self.exit_code = 1
+                self.request_stop(force=True)
+            else:
+                await asyncio.sleep(1.0)
+                await self._replace_child()
 
-    async def _write(self, write: Callable[[psycopg.AsyncConnection[Any]], Awaitable[Plan]],
-                     what: str) -> Plan:
-        """Run `write` on the writer connection, retried through a database outage
-        like every other main-process connection (the resilience backoff) until it
-        succeeds; the last error is raised when it is not transient, the retries
-        run out, or a forced shutdown ends the wait."""
-        res = self.app.config.resilience
-        failures = 0
-        while True:
-            try:
-                async with self.writer_lock:
-                    return await write(self._conns["writer"])
-            except Exception as exc:
-                failures += 1
-                if not is_transient(exc) or self.forced or not res.retry_allowed(failures):
-                    raise
-                delay = res.backoff_ms(failures) / 1000
-                log.warning("%s failed (%s); retrying in %.1fs (attempt %d/%s)", what, exc, delay,
-                            failures, res.db_retry_max_attempts or "inf")
-                await asyncio.sleep(delay)
-                async with self.writer_lock:
-                    await self._reconnect("writer")
+    # -- wake-ups ----------------------------------------------------------------
 
-    # -- lifecycle --------------------------------------------------------------
+    def _notified(self, payload: str) -> None:
+        # Freed capacity matters only where a cap counts the cluster; otherwise a
+        # worker's budget is its own, and it already knows.
+        if payload.startswith("capacity:"):
+            if self.claimer is not None and self.claimer.needs_counts:
+                self.wake.set()
+            return
+        self.cycle.look_again()
+        self.wake.set()
+
+    def _arm_retry(self, task_id: str, queue: str, when: datetime) -> None:
+        """A retry's timer (workers.md §4.4): best effort; the poll covers a miss."""
+        # A little late rather than early: a timer may fire a millisecond ahead
+        # of the database's clock, and a retry claimed too soon is not yet due.
+        delay = max(0.0, (when - datetime.now(when.tzinfo)).total_seconds()) + 0.01
+        asyncio.get_running_loop().call_later(delay, self._retry_due, task_id, queue)
+
+    def _retry_due(self, task_id: str, queue: str) -> None:
+        if not self.stopping:
+            asyncio.ensure_future(self._notify_retry(task_id, queue))
+
+    async def _notify_retry(self, task_id: str, queue: str) -> None:
+        try:
+            async with self.conns.transaction("service") as conn:
+                await conn.execute(queries["queue_notify_at"], {"queue": queue,
+                                                               "task_id": task_id})
+        except Exception as exc:  # noqa: BLE001 - the poll finds the retry anyway
+            log.debug("retry notification for task %s failed: %s", task_id, exc)
+
+    # -- lifecycle -------------------------------------------------------------------
 
     def request_stop(self, force: bool = False) -> None:
         """First call: graceful shutdown. A second call (or force): forced shutdown."""
-        if self.stopping or force:
-            if not self.forced:
-                self.forced = True
-                self._force_stop()
+        if (self.stopping or force) and not self.forced:
+            self.forced = True
+            running = [c for c in self.pool.children if c.queue]
+            log.warning("Forced shutdown: terminating %d running task(s)", len(running))
+            self.pool.kill_all()
         if not self.stopping:
             log.info("Received interrupt signal, stopping worker...")
             self.stopping = True
-        self._stop_event.set()
+            self.cycle.starting = False
+            self.pool.stop_all()
         self.wake.set()
-        self.dispatcher.wake.set()
-
-    def _force_stop(self) -> None:
-        busy = self.pool.busy_children()
-        log.warning("Forced shutdown: terminating %d running task(s)", len(busy))
-        for child in busy:
-            self.pool.kill(child)
+        self.cycle.wake.set()
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         task.set_name(f"horsies-{name}")
-        self._tasks.append(task)
+        self._services.append(task)
         task.add_done_callback(self._service_done)
         return task
 
@@ -237,78 +220,40 @@ class Worker:
         self.exit_code = 1
         self.request_stop()
 
-    async def _open_connections(self) -> None:
-        url = self.app.get_broker().url()
-        for name in ("claim", "dispatch", "writer", "service"):
-            self._conns[name] = await connect(url, role=name)
-        self._conns["listener"] = await connect(url)
-
-    async def _listen(self) -> None:
-        conn = self._conns["listener"]
-        channels = [queue_channel(q) for q in self.queues] + ["task_new"]
-        for channel in channels:
-            await conn.execute(listen(channel))
-        log.info("Subscribed to queues: [%s] + global", ", ".join(self.queues))
-        self._spawn(self._listen_loop(channels), "listener")
-
-    async def _listen_loop(self, channels: list[str]) -> None:
-        res = self.app.config.resilience
-        failures = 0
-        while not self.stopping:
-            try:
-                async for note in self._conns["listener"].notifies():
-                    failures = 0
-                    # Freed capacity matters only where a cap counts the cluster;
-                    # otherwise a worker's budget is its own, and it already knows.
-                    if self.claimer.needs_counts or not note.payload.startswith("capacity:"):
-                        self.wake_all()
-            except (psycopg.Error, OSError) as exc:
-                if self.stopping:
-                    return
-                failures += 1
-                self.db_lost_at = time.monotonic()
-                if not res.retry_allowed(failures):
-                    raise
-                delay = res.backoff_ms(failures) / 1000
-                log.warning("listener connection lost: %s; reconnecting in %.1fs (attempt %d/%s)",
-                            exc, delay, failures, res.db_retry_max_attempts or "inf")
-                await asyncio.sleep(delay)
-                try:
-                    conn = await connect(self.app.get_broker().url())
-                    for channel in channels:
-                        await conn.execute(listen(channel))
-                    old, self._conns["listener"] = self._conns["listener"], conn
-                    with contextlib.suppress(Exception):
-                        await old.close()
-                    failures = 0
-                    self.wake_all()  # notifications sent meanwhile are lost
-                except (psycopg.Error, OSError):
-                    continue
-
     def _log_config(self) -> None:
         cap = self.app.config.cluster_wide_cap
         log.info(
             "Concurrency config: processes=%d, cluster_wide_cap=%s, max_claim_per_worker=%d, "
             "max_claim_batch=%d", self.config.processes, cap if cap is not None else "unlimited",
             self.max_claim_per_worker, self.config.max_claim_batch)
+        if not self.capped:
+            log.info("Runs: up to %d task(s) per child, sized to %d ms of work",
+                     self.config.max_run_size, self.app.config.run_target_ms)
         log.debug("horsies speedups: %s%s", IMPL, f" ({IMPL_ERROR})" if IMPL_ERROR else "")
 
     async def start(self) -> None:
+        """Children first (they import the app while the connections open); the
+        first start follows the first child's Ready."""
         self.app.suppress_sends(True)
         try:
             self.app.import_task_modules(self.app.get_discovered_task_modules()
                                          + list(self.config.imports))
         finally:
             self.app.suppress_sends(False)
-        await self._open_connections()
-        self._log_config()
-        await self._listen()
-        await self.pool.start()
-        self._spawn(self._writer_loop(), "result-writer")
-        self._spawn(self.dispatcher.loop(), "dispatcher")
+        children = asyncio.ensure_future(self.pool.start())
+        try:
+            roles = ["cycle", "service", "listener"] + (["claim"] if self.capped else [])
+            await self.conns.open(roles)
+            self._log_config()
+            await self.listener.subscribe(self.conns.get("listener"))
+        finally:
+            await children
+        self._spawn(self.cycle.loop(), "cycle")
+        self._spawn(self.listener.loop(), "listener")
         self._spawn(self.snapshots.loop(), "snapshots")
-        self._spawn(self.heartbeats.claimer_loop(), "claimer-heartbeat")
-        self._spawn(self.heartbeats.runner_loop(), "runner-heartbeat")
+        self._spawn(self.liveness.runner_loop(), "runner-heartbeat")
+        if self.claimer is not None:
+            self._spawn(self.liveness.claimer_loop(), "claimer-heartbeat")
         self.reaper.log_config()
         self._spawn(self.reaper.loop(), "reaper")
         log.info("Worker started")
@@ -319,14 +264,14 @@ class Worker:
         poll_s = self.app.config.resilience.notify_poll_interval_ms / 1000
         try:
             while not self.stopping:
-                await self.claimer.round()
+                if self.claimer is not None:
+                    await self.claimer.round()
                 try:
                     await asyncio.wait_for(self.wake.wait(), poll_s)
                 except TimeoutError:
                     # The safety net of LISTEN/NOTIFY: a delayed task or a missed
-                    # notification becomes claimable unannounced, and idle
-                    # children are served by claim-and-start, not by the pass.
-                    self.dispatcher.wake.set()
+                    # notification becomes claimable unannounced.
+                    self.cycle.look_again()
                 self.wake.clear()
         except Exception as exc:
             # Out of retries or not retryable: stop as gracefully as the database allows.
@@ -339,120 +284,48 @@ class Worker:
     async def wait_started(self) -> None:
         await self._started.wait()
 
-    # -- claims -----------------------------------------------------------------------
-
-    async def release(self, task_ids: list[str]) -> None:
-        """T5: give claims back so that another worker can take them."""
-        if not task_ids:
-            return
-        async with self.service_tx() as conn:
-            await conn.execute(queries["task_release_many"],
-                               {"ids": task_ids, "worker_id": self.worker_id})
-
-    # -- results --------------------------------------------------------------------
-
-    async def _writer_loop(self) -> None:
-        while True:
-            first = await self.results.get()
-            batch = [first]
-            while len(batch) < MAX_BATCH and not self.results.empty():
-                batch.append(self.results.get_nowait())
-            await self._persist(batch)
-
-    async def _persist(self, batch: list[Ending]) -> None:
-        """Phase 1 for a batch of results; a batch that cannot be written is left
-        RUNNING for the reaper."""
-        plan: Plan | None
-        try:
-            plan = await self._write(lambda conn: finalize_batch(conn, batch), "finalize")
-        except Exception as exc:  # noqa: BLE001 - out of retries, or not retryable
-            log.critical("Finalize retries exhausted for %d task(s) stage=phase1_persist: %s",
-                         len(batch), exc)
-            plan = None
-        for ending in batch:
-            self.running.pop(ending.task_id, None)
-        if plan is None:
-            self.abandoned.update(ending.task_id for ending in batch)
-        else:
-            self._after_finalize(plan)
-        self.wake_all()
-
-    def wake_all(self) -> None:
-        """Something may be claimable, or a slot was freed: claimer and dispatcher look again."""
-        self.wake.set()
-        self.dispatcher.wake.set()
-
-    def _after_finalize(self, plan: Any) -> None:
-        loop = asyncio.get_running_loop()
-        for task_id, queue, when in plan.retries:
-            log.info("Scheduled task %s for retry #%s at %s", task_id,
-                     plan.retry_numbers.get(task_id, "?"), when.isoformat())
-            delay = max(0.0, (when - datetime.now(when.tzinfo)).total_seconds())
-            loop.call_later(delay, self._retry_due, task_id, queue)
-
-    def _retry_due(self, task_id: str, queue: str) -> None:
-        if not self.stopping:
-            self._spawn(self._notify(queue_channel(queue), f"retry:{task_id}"), "retry-timer")
-
-    async def _notify(self, channel: str, payload: str) -> None:
-        async with self.service_tx() as conn:
-            await conn.execute(queries["queue_notify"], {"channel": channel, "payload": payload})
-
-    @contextlib.asynccontextmanager
-    async def service_tx(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """One transaction on the service connection; callers take turns, and a
-        connection found broken is replaced first (a failed one is replaced by
-        the next caller)."""
-        async with self.service_lock:
-            conn = self._conns["service"]
-            if conn.closed or conn.broken:
-                await self._reconnect("service")
-                conn = self._conns["service"]
-            async with conn.transaction():
-                yield conn
-
-    async def _reconnect(self, name: str) -> None:
-        self.db_lost_at = time.monotonic()
-        try:
-            await self._conns[name].close()
-        except Exception:  # noqa: BLE001 - it is being replaced anyway
-            pass
-        try:
-            self._conns[name] = await connect(self.app.get_broker().url(), role=name)
-        except psycopg.Error as exc:
-            log.warning("reconnect of %s connection failed: %s", name, exc)
-
     # -- shutdown ---------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
         await self.snapshots.write("DRAINING")
-        waiting = self.dispatcher.take_all()
-        try:
-            await self.release(waiting)
-        except Exception as exc:  # noqa: BLE001 - their leases lapse and others sweep them
-            log.warning("could not release %d claimed task(s): %s", len(waiting), exc)
+        await self._release_claims()
         await self._drain()
-        await self.pool.stop()
-        while self.running or not self.results.empty():  # crash paths of killed children
-            await asyncio.sleep(0.05)
-        for task in self._tasks:
+        for task in self._services:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._services, return_exceptions=True)
         await self.snapshots.write("STOPPED")
-        for conn in self._conns.values():
-            await conn.close()
+        await self.conns.close()
         log.info("Worker stopped")
 
+    async def _release_claims(self) -> None:
+        """T5 for the ready queue's claims, so that another worker can take them."""
+        if self.ready is None or not len(self.ready):
+            return
+        waiting = self.ready.take_all()
+        try:
+            async with self.conns.transaction("service") as conn:
+                await conn.execute(queries["task_release_many"],
+                                   {"ids": waiting, "worker_id": self.worker_id})
+        except Exception as exc:  # noqa: BLE001 - their leases lapse and others sweep them
+            log.warning("could not release %d claimed task(s): %s", len(waiting), exc)
+
     async def _drain(self) -> None:
-        """Wait until every running task's result is persisted (bounded by the timeout)."""
-        timeout = self.config.shutdown_timeout_s
+        """Wait until every child has stopped and the cycle wrote what they left
+        (bounded by the shutdown timeout, then forced)."""
         loop = asyncio.get_running_loop()
-        end = None if timeout is None else loop.time() + timeout
-        while self.running and not self.forced:
-            if end is not None and loop.time() >= end:
+        timeout = self.config.shutdown_timeout_s
+        deadline = None if timeout is None else loop.time() + timeout
+        while self.pool.children or self.cycle.pending:
+            if self.forced and deadline is None:
+                deadline = loop.time() + _FORCED_EXIT_S
+            if deadline is not None and loop.time() >= deadline:
+                if self.forced:
+                    log.error("shutdown left %d child(ren) or unwritten results behind",
+                              len(self.pool.children))
+                    return
                 self.request_stop(force=True)
-                break
-            await asyncio.sleep(0.05)
+                deadline = loop.time() + _FORCED_EXIT_S
+            await asyncio.sleep(0.02)
 
 
 def install_signal_handlers(worker: Worker) -> Callable[[], None]:

@@ -1,45 +1,93 @@
-"""Messages between the worker's main process and its children (msgpack over a pipe)."""
+"""Frames between the worker's main process and its children.
+
+Each frame is a 4-byte big-endian length and a msgpack body. Runs go down in
+one frame each, results come up in batches (runs.md §2): a frame per run, not
+per task, both ways. The encoding is internal to one worker.
+"""
 
 from __future__ import annotations
 
+import struct
+
 import msgspec
 
+HEADER = struct.Struct("!I")
 
-class Ready(msgspec.Struct, tag="ready"):
+# One task of a run: (run position, task id, task name, args JSON, kwargs JSON).
+RunTask = tuple[int, str, str, "str | None", "str | None"]
+# One finished task: (run position, ok, result JSON, error code, error message,
+# epoch seconds when it started, seconds it ran).
+Finished = tuple[int, bool, str, "str | None", "str | None", float, float]
+
+
+class Ready(msgspec.Struct, tag="ready", array_like=True):
+    """The child imported the app and ran its start hooks."""
+
     pid: int
 
 
-class Run(msgspec.Struct, tag="run"):
-    task_id: str
-    task_name: str
-    args_json: str | None
-    kwargs_json: str | None
-    worker_id: str
-    runner_heartbeat_interval_ms: int
+class Run(msgspec.Struct, tag="run", array_like=True):
+    """Tasks to run in order, and the highest run position it may start."""
+
+    tasks: list[tuple[int, str, str, str | None, str | None]]
+    limit: int
 
 
-class Result(msgspec.Struct, tag="result"):
-    """A finished attempt. `ok`/`error_code`/`error_message` spare the main
-    process from decoding `result_json` to decide how to finalize."""
+class Limit(msgspec.Struct, tag="limit", array_like=True):
+    """The child may now start tasks up to this run position."""
 
-    task_id: str
-    result_json: str
-    ok: bool
-    error_code: str | None = None
-    error_message: str | None = None
+    limit: int
 
 
-class Stop(msgspec.Struct, tag="stop"):
-    pass
+class Stop(msgspec.Struct, tag="stop", array_like=True):
+    """Start nothing more; report what was started, then exit."""
 
 
-class Beat(msgspec.Struct, tag="beat"):
-    """Runner heartbeat report: the child is alive and still running `task_id`."""
+class Results(msgspec.Struct, tag="results", array_like=True):
+    """Finished tasks in run order. `waiting`: the child stopped at its limit."""
 
-    task_id: str
+    items: list[tuple[int, bool, str, str | None, str | None, float, float]]
+    waiting: bool
 
 
-Message = Ready | Run | Result | Stop | Beat
+class Beat(msgspec.Struct, tag="beat", array_like=True):
+    """Runner heartbeat: the child is alive and has work."""
 
-encode = msgspec.msgpack.Encoder().encode
+
+class Stopped(msgspec.Struct, tag="stopped", array_like=True):
+    """Answer to Stop: every task up to `started` was started; no later one was."""
+
+    started: int
+
+
+Message = Ready | Run | Limit | Stop | Results | Beat | Stopped
+
+_encode = msgspec.msgpack.Encoder().encode
 decode = msgspec.msgpack.Decoder(Message).decode
+
+
+def frame(message: Message) -> bytes:
+    body = _encode(message)
+    return HEADER.pack(len(body)) + body
+
+
+class FrameBuffer:
+    """Splits a byte stream into frame bodies (the main process's side)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buffer = self._buffer
+        buffer += data
+        bodies: list[bytes] = []
+        start = 0
+        end = len(buffer)
+        while end - start >= 4:
+            (size,) = HEADER.unpack_from(buffer, start)
+            if end - start - 4 < size:
+                break
+            bodies.append(bytes(buffer[start + 4:start + 4 + size]))
+            start += 4 + size
+        del buffer[:start]
+        return bodies

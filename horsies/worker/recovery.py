@@ -15,7 +15,8 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 import psycopg
 
@@ -24,14 +25,13 @@ from horsies.db.broker import is_transient
 from horsies.info import BrokerErrorCode, BrokerOperationError
 from horsies.result import Err, Ok, Result
 from horsies.sql import queries
-from horsies.worker.completer import WORKER_CRASHED, Ending, Plan, crash_result_json
-
-if TYPE_CHECKING:
-    from horsies.worker.main import Worker
+from horsies.worker.connections import Connections
+from horsies.worker.endings import WORKER_CRASHED, Statement, crash_result_json, retry_after
 
 log = logging.getLogger("horsies.worker")
 
 Tx = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]]
+OnRetry = Callable[[str, str, datetime], None]  # task id, queue, when
 
 RETENTION_LOCK_KEY = int.from_bytes(hashlib.sha256(b"horsies:retention:v1").digest()[:8], "big",
                                     signed=True)
@@ -65,62 +65,77 @@ async def requeue_stale_claimed(tx: Tx, threshold_ms: int) -> Result[int, Broker
         async with tx() as conn:
             cur = await conn.execute(queries["task_requeue_stale_claimed"],
                                      {"threshold_ms": threshold_ms})
-            return Ok(cur.rowcount)
+            row = await cur.fetchone()
+            return Ok(int(row[0]) if row else 0)
     except Exception as exc:  # noqa: BLE001 - becomes an error value
         return _failure(exc, "requeue_stale_claimed")
 
 
 async def mark_stale_tasks_as_failed(
-    tx: Tx, threshold_ms: int, on_plan: Callable[[Plan], None] | None = None
+    tx: Tx, threshold_ms: int, on_retry: OnRetry | None = None
 ) -> Result[int, BrokerOperationError]:
-    """The crash path for every stale RUNNING task; Ok(number failed or retried).
+    """Recover every child whose RUNNING tasks are all stale; Ok(number of tasks
+    failed, retried or returned to PENDING).
 
-    Scan first (candidates only), then one transaction per candidate that
-    re-checks staleness under the row lock, so few locks are held at once.
+    Scan first (candidates only), then one transaction per child that takes
+    the child's mark, re-checks staleness under the row locks and ends its
+    tasks: those up to the mark may have started and take the crash path, those
+    beyond it cannot have and return to PENDING (runs.md §3).
     """
     try:
         async with tx() as conn:
-            cur = await conn.execute(queries["task_stale_running_scan"],
+            cur = await conn.execute(queries["task_stale_children_scan"],
                                      {"threshold_ms": threshold_ms})
-            candidates = [row[0] for row in await cur.fetchall()]
+            candidates = [(row[0], row[1]) for row in await cur.fetchall()]
     except Exception as exc:  # noqa: BLE001 - becomes an error value
         return _failure(exc, "mark_stale_tasks_as_failed")
     recovered = 0
     last_error: BaseException | None = None
-    for task_id in candidates:
+    for worker_id, pid in candidates:
         try:
-            plan = await _crash_stale(tx, task_id, threshold_ms)
-        except Exception as exc:  # noqa: BLE001 - one candidate does not stop the others
-            log.error("Reaper crash path failed for task %s: %s", task_id, exc)
+            recovered += await recover_child(tx, worker_id, pid, threshold_ms, on_retry)
+        except psycopg.errors.LockNotAvailable:
+            continue  # a live cycle holds the child's mark: its worker is alive
+        except Exception as exc:  # noqa: BLE001 - one child does not stop the others
+            log.error("Reaper crash path failed for child %s:%s: %s", worker_id, pid, exc)
             last_error = exc
-            continue
-        if plan is not None:
-            recovered += 1
-            if on_plan is not None:
-                on_plan(plan)
     if recovered == 0 and last_error is not None:
         return _failure(last_error, "mark_stale_tasks_as_failed")
     return Ok(recovered)
 
 
-async def _crash_stale(tx: Tx, task_id: str, threshold_ms: int) -> Plan | None:
+async def recover_child(tx: Tx, worker_id: str, pid: int, threshold_ms: int,
+                        on_retry: OnRetry | None = None) -> int:
+    """One stale child in one transaction; returns how many tasks it ended."""
     reason = stale_reason(threshold_ms)
+    extra = {"stale_threshold_ms": threshold_ms, "stale_threshold_seconds": threshold_ms / 1000}
     async with tx() as conn:
-        cur = await conn.execute(queries["task_stale_running_lock"],
-                                 {"id": task_id, "threshold_ms": threshold_ms})
-        names = [d.name for d in cur.description or ()]
-        found = await cur.fetchone()
-        if found is None:
-            return None  # finished, recovered by someone else, or heartbeating again
-        row = dict(zip(names, found, strict=True))
-        extra = {"stale_threshold_ms": threshold_ms,
-                 "stale_threshold_seconds": threshold_ms / 1000}
-        result = crash_result_json(task_id, reason, row, row["claimed_by_worker_id"], extra)
-        plan = Plan()
-        plan.add(row, Ending(task_id, result, False, WORKER_CRASHED, reason,
-                             failed_reason=reason))
-        await plan.execute(conn)
-        return plan
+        key = {"worker_id": worker_id, "pid": pid}
+        await conn.execute(queries["child_mark_lock"], key)
+        cur = await conn.execute(queries["task_stale_child_lock"],
+                                 {**key, "threshold_ms": threshold_ms})
+        rows = await cur.fetchall()
+        if not rows:
+            return 0  # finished, recovered by someone else, or heartbeating again
+        cur = await conn.execute(queries["child_mark_revoke"], key)
+        limit_row = await cur.fetchone()
+        limit = int(limit_row[0]) if limit_row else 0
+        stmt = Statement()
+        for task_id, _queue, seq, retries, max_retries, options, started, host, _pid, now in rows:
+            if seq is not None and seq > limit:
+                stmt.give_back(task_id, pid)  # beyond the mark: it cannot have started
+                continue
+            result = crash_result_json(reason, worker_id, host, pid, started, now, extra)
+            delay = retry_after(task_id, options, retries, max_retries, WORKER_CRASHED)
+            stmt.fail(task_id, pid, result, WORKER_CRASHED, reason, reason, delay, None)
+        cur = await conn.execute(queries["worker_cycle"], stmt.params(worker_id, "", []))
+        for row in await cur.fetchall():
+            if row[0] == "F" and row[8] == 1 and on_retry is not None:
+                on_retry(row[3], row[7], row[11])
+    if stmt.back_ids:
+        log.info("Reaper returned %d never-started task(s) of child %s:%s to PENDING",
+                 len(stmt.back_ids), worker_id, pid)
+    return len(rows)
 
 
 async def expire_pending_tasks(tx: Tx) -> Result[int, BrokerOperationError]:
@@ -128,7 +143,8 @@ async def expire_pending_tasks(tx: Tx) -> Result[int, BrokerOperationError]:
     try:
         async with tx() as conn:
             cur = await conn.execute(queries["task_expire_pending"])
-            return Ok(cur.rowcount)
+            row = await cur.fetchone()
+            return Ok(int(row[0]) if row else 0)
     except Exception as exc:  # noqa: BLE001 - becomes an error value
         return _failure(exc, "expire_pending_tasks")
 
@@ -173,15 +189,25 @@ async def _prune(tx: Tx, recovery: RecoveryConfig) -> dict[str, int]:
             deleted[category] += n
             if n < RETENTION_CHUNK:
                 break
+        if category == "heartbeats":
+            # Marks of children that have nothing running any more age with
+            # their heartbeats (housekeeping, not a category of the log line).
+            async with tx() as conn:
+                await conn.execute(queries["retention_child_marks_delete"], {"hours": hours})
     return deleted
 
 
 class Reaper:
     """The worker service that runs the operations above every check_interval_ms."""
 
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.config = worker.app.config.recovery
+    def __init__(self, conns: Connections, config: RecoveryConfig, *,
+                 on_retry: OnRetry, on_recovered: Callable[[], None],
+                 stopping: Callable[[], bool]) -> None:
+        self.conns = conns
+        self.config = config
+        self.on_retry = on_retry
+        self.on_recovered = on_recovered
+        self.stopping = stopping
         self.failures = {"requeue_stale_claimed": 0, "mark_stale_tasks_as_failed": 0}
         self.disabled: set[str] = set()
         self.next_retention: float | None = None  # monotonic; None = due now
@@ -190,10 +216,13 @@ class Reaper:
         # threshold of live heartbeats has passed since.
         self.last_outage: float | None = None
 
+    def _tx(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+        return self.conns.transaction("service")
+
     def _live_since_outage(self, threshold_ms: int) -> bool:
         """False within one threshold of a lost connection, seen by this reaper or
         by any other connection of its worker (one may be replaced unnoticed)."""
-        seen = [t for t in (self.last_outage, self.worker.db_lost_at) if t is not None]
+        seen = [t for t in (self.last_outage, self.conns.lost_at) if t is not None]
         return not seen or time.monotonic() - max(seen) >= threshold_ms / 1000
 
     def log_config(self) -> None:
@@ -204,17 +233,15 @@ class Reaper:
 
     async def loop(self) -> None:
         """First pass at once, then one every check_interval_ms, until shutdown begins."""
-        w = self.worker
-        while not w.stopping:
+        while not self.stopping():
             await self.run_pass()
             end = asyncio.get_running_loop().time() + self.config.check_interval_ms / 1000
-            while not w.stopping and asyncio.get_running_loop().time() < end:
+            while not self.stopping() and asyncio.get_running_loop().time() < end:
                 await asyncio.sleep(min(0.25, self.config.check_interval_ms / 1000))
 
     async def run_pass(self) -> None:
-        w = self.worker
         c = self.config
-        tx = w.service_tx
+        tx = self._tx
         if (c.auto_requeue_stale_claimed and "requeue_stale_claimed" not in self.disabled
                 and self._live_since_outage(c.claimed_stale_threshold_ms)):
             outcome = await requeue_stale_claimed(tx, c.claimed_stale_threshold_ms)
@@ -223,10 +250,10 @@ class Reaper:
         if (c.auto_fail_stale_running and "mark_stale_tasks_as_failed" not in self.disabled
                 and self._live_since_outage(c.running_stale_threshold_ms)):
             outcome = await mark_stale_tasks_as_failed(tx, c.running_stale_threshold_ms,
-                                                       w._after_finalize)
+                                                       self.on_retry)
             if self._counted("mark_stale_tasks_as_failed", outcome) and outcome.ok_value > 0:
                 log.warning("Reaper recovered %d stale RUNNING task(s)", outcome.ok_value)
-                w.wake.set()
+                self.on_recovered()
         expired = await expire_pending_tasks(tx)
         if expired.is_err():
             self._log_error("expire_pending_tasks", expired.err_value)
@@ -241,7 +268,7 @@ class Reaper:
         if self.next_retention is not None and now < self.next_retention:
             return
         self.next_retention = now + RETENTION_EVERY_S
-        outcome = await prune_retention(self.worker.service_tx, self.config)
+        outcome = await prune_retention(self._tx, self.config)
         if outcome.is_err():
             self._log_error("retention", outcome.err_value)
             return

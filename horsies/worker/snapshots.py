@@ -7,13 +7,13 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from horsies.config import AppConfig
 from horsies.sql import queries
-
-if TYPE_CHECKING:
-    from horsies.worker.main import Worker
+from horsies.worker.connections import Connections
 
 log = logging.getLogger("horsies.worker")
 INTERVAL_S = 5.0
@@ -46,18 +46,28 @@ def _cpu_ticks(pid: int) -> int | None:
 
 
 class Snapshots:
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    """Writes a snapshot of the worker every 5 s on the service connection.
+
+    `identity` holds the columns that never change during a worker's life;
+    `counts` returns (tasks running, tasks claimed); `pids` the processes to
+    measure (the main process and its children).
+    """
+
+    def __init__(self, conns: Connections, identity: dict[str, Any],
+                 counts: Callable[[], tuple[int, int]], pids: Callable[[], list[int]],
+                 stopping: Callable[[], bool]) -> None:
+        self.conns = conns
+        self.identity = identity
+        self.counts = counts
+        self.pids = pids
+        self.stopping = stopping
         self.started_at = datetime.now(UTC)
         self._last_cpu: tuple[float, int] | None = None
-
-    def _pids(self) -> list[int]:
-        return [os.getpid()] + [c.pid for c in self.worker.pool.children]
 
     def metrics(self) -> tuple[float | None, float | None, float | None]:
         if not os.path.exists("/proc/self/status"):
             return None, None, None
-        pids = self._pids()
+        pids = self.pids()
         rss = sum(_rss_kib(p) or 0 for p in pids) * 1024
         phys = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         ticks = sum(_cpu_ticks(p) or 0 for p in pids)
@@ -70,41 +80,44 @@ class Snapshots:
         return rss / 2**20, 100 * rss / phys, cpu
 
     def row(self, lifecycle: str) -> dict[str, Any]:
-        w = self.worker
-        cfg = w.app.config
-        custom = cfg.custom_queues
         memory_mb, memory_pct, cpu_pct = self.metrics()
-        from horsies._version import __version__
-
+        running, claimed = self.counts()
         return {
-            "worker_id": w.worker_id, "hostname": w.hostname, "pid": os.getpid(),
-            "processes": w.config.processes, "max_claim_batch": w.config.max_claim_batch,
-            "max_claim_per_worker": w.max_claim_per_worker,
-            "cluster_wide_cap": cfg.cluster_wide_cap, "queues": list(w.queues),
-            "queue_priorities": json.dumps({q.name: q.priority for q in custom})
-            if custom else None,
-            "queue_max_concurrency": json.dumps({q.name: q.max_concurrency for q in custom})
-            if custom else None,
-            "recovery_config": json.dumps(
-                {f: getattr(cfg.recovery, f, None) for f in _RECOVERY_FIELDS}),
-            "tasks_running": w.local_running, "tasks_claimed": w.local_claimed,
+            **self.identity, "tasks_running": running, "tasks_claimed": claimed,
             "memory_usage_mb": memory_mb, "memory_percent": memory_pct, "cpu_percent": cpu_pct,
             "worker_started_at": self.started_at, "lifecycle": lifecycle,
-            "horsies_version": __version__,
         }
 
     async def write(self, lifecycle: str) -> None:
-        conn = self.worker._conns.get("service")
-        if conn is None or conn.closed:
-            return
         try:
-            async with self.worker.service_tx() as tx:
-                await tx.execute(queries["worker_state_insert"], self.row(lifecycle))
+            async with self.conns.transaction("service") as conn:
+                await conn.execute(queries["worker_state_insert"], self.row(lifecycle))
         except Exception as exc:  # noqa: BLE001 - a snapshot is best effort
             log.warning("worker-state snapshot failed: %s", exc)
 
     async def loop(self) -> None:
         while True:
-            lifecycle = "DRAINING" if self.worker.stopping else "RUNNING"
-            await self.write(lifecycle)
+            await self.write("DRAINING" if self.stopping() else "RUNNING")
             await asyncio.sleep(INTERVAL_S)
+
+
+def identity_row(*, worker_id: str, hostname: str, processes: int, max_claim_batch: int,
+                 max_claim_per_worker: int, queues: list[str], config: AppConfig
+                 ) -> dict[str, Any]:
+    """The snapshot columns that describe a worker's configuration."""
+    from horsies._version import __version__
+
+    custom = config.custom_queues
+    return {
+        "worker_id": worker_id, "hostname": hostname, "pid": os.getpid(),
+        "processes": processes, "max_claim_batch": max_claim_batch,
+        "max_claim_per_worker": max_claim_per_worker,
+        "cluster_wide_cap": config.cluster_wide_cap, "queues": list(queues),
+        "queue_priorities": json.dumps({q.name: q.priority for q in custom})
+        if custom else None,
+        "queue_max_concurrency": json.dumps({q.name: q.max_concurrency for q in custom})
+        if custom else None,
+        "recovery_config": json.dumps(
+            {f: getattr(config.recovery, f, None) for f in _RECOVERY_FIELDS}),
+        "horsies_version": __version__,
+    }

@@ -19,7 +19,7 @@ import msgspec
 import psycopg
 import pytest
 
-from horsies import PostgresConfig
+from horsies import PostgresConfig, TaskHandle
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = "tests.integration.concurrency_apps"
@@ -64,11 +64,10 @@ def rows(url: str, where: str = "TRUE") -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def attempts_of(url: str, task_id: str) -> list[str]:
-    with psycopg.connect(url) as conn:
-        found = conn.execute("SELECT outcome FROM horsies_task_attempts WHERE task_id = %s",
-                             (task_id,)).fetchall()
-    return [outcome for (outcome,) in found]
+def attempts_of(app: Any, task_id: str) -> list[str]:
+    """Outcomes of the task's attempts, oldest first, as `info()` reports them."""
+    info = TaskHandle(task_id, app, broker_mode=True).info(include_attempts=True).ok_value
+    return [attempt.outcome.value for attempt in reversed(info.attempts or [])]
 
 
 def get_all(handles: list[Any], *workers: Any) -> list[Any]:
@@ -186,7 +185,7 @@ def test_stuck_claim_is_swept_after_its_lease_and_run_once(
     done = rows(pg_url, f"id = '{task_id}'")[0]
     assert done["started_at"] >= expires
     assert done["claimed_by_worker_id"] != "ghost"
-    assert attempts_of(pg_url, task_id) == ["COMPLETED"]
+    assert attempts_of(capps.sweeping, task_id) == ["COMPLETED"]
 
 
 def test_lapsed_claim_is_taken_over_and_dropped_by_its_first_owner(
@@ -210,4 +209,4 @@ def test_lapsed_claim_is_taken_over_and_dropped_by_its_first_owner(
     assert done["status"] == "COMPLETED"
     assert done["claimed_by_worker_id"] != owner_a
     assert victim_pid != blocker_pid  # not run by A's only child
-    assert attempts_of(pg_url, victim.task_id) == ["COMPLETED"]
+    assert attempts_of(capps.leasing, victim.task_id) == ["COMPLETED"]

@@ -32,6 +32,20 @@ def sleepy(seconds: float) -> TaskResult[int, TaskError]:
     return TaskResult(ok=os.getpid())
 
 
+@app.task("record")
+def record(path: str, n: int) -> TaskResult[int, TaskError]:
+    """Append `n` to a file shared by every process: one line per execution.
+
+    One small O_APPEND write is atomic, so concurrent children never interleave.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, f"{n}\n".encode())
+    finally:
+        os.close(fd)
+    return TaskResult(ok=n)
+
+
 @app.task("hard_exit")
 def hard_exit(code: int) -> TaskResult[None, TaskError]:
     os._exit(code)

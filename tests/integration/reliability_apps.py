@@ -2,8 +2,9 @@
 
 The app uses the smallest recovery thresholds, so that a dead worker's tasks
 are recovered within seconds, and a prefetch buffer, so that a worker holds
-CLAIMED tasks that are not running yet. `bulk_app`, with the same thresholds
-and a deeper buffer, runs the thousands of tasks of the fault tests.
+CLAIMED tasks that are not running yet (a cap, so runs of one task).
+`bulk_app`, with the same thresholds and no cap, runs the thousands of tasks
+of the fault tests in runs (runs.md).
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ def make_config(url: str) -> AppConfig:
 
 
 def make_bulk_config(url: str) -> AppConfig:
-    """For thousands of short tasks: a deeper prefetch buffer hides the claim round trip."""
+    """For thousands of short tasks: no cap, so children get runs of tasks."""
     return AppConfig(broker=PostgresConfig(database_url=url), recovery=RECOVERY,
-                     resilience=RESILIENCE, prefetch_buffer=16, claim_lease_ms=30_000)
+                     resilience=RESILIENCE)
 
 
 # HORSIES_DATABASE_URL (set by the tests) replaces these placeholder URLs.
@@ -94,8 +95,9 @@ def plus(a: int, b: int) -> TaskResult[int, TaskError]:
 
 
 @bulk_app.task("mark")
-def mark(path: str, n: int) -> TaskResult[int, TaskError]:
-    """Append `n` to a file shared by all workers, to count executions per task.
+def mark(path: str, n: int, seconds: float = 0.0) -> TaskResult[int, TaskError]:
+    """Append `n` to a file shared by all workers, to count executions per task,
+    then take `seconds` (so that a batch lasts long enough to be faulted).
 
     One small O_APPEND write is atomic, so concurrent children never interleave.
     """
@@ -104,6 +106,8 @@ def mark(path: str, n: int) -> TaskResult[int, TaskError]:
         os.write(fd, f"{n}\n".encode())
     finally:
         os.close(fd)
+    if seconds:
+        time.sleep(seconds)
     return TaskResult(ok=n)
 
 

@@ -1,11 +1,11 @@
-"""Claim-and-start after a commit whose acknowledgement was lost.
+"""A cycle whose commit landed but whose acknowledgement was lost.
 
-A claim-and-start that fails with a connection error may still have committed:
-its tasks are RUNNING on the named children, but no child received them. The
-worker must hand exactly those tasks to their children once it reconnects, and
-never a task whose result it gave up on. The test runs a real worker in this
-process with real children, writes the rows such a lost acknowledgement leaves
-behind, and marks the child uncertain as the failed start would have.
+A cycle that fails with a connection error may still have committed: its
+starts are RUNNING on the named children, but no child received them. Before
+anything else the worker hands exactly those tasks to their children. The test
+runs a real worker in this process with real children, writes the rows such a
+lost acknowledgement leaves behind (run positions the cycle had reserved), and
+marks the children uncertain as the failed cycle would have.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 LOST_ACK = """
 UPDATE horsies_tasks
 SET status = 'RUNNING', claimed = FALSE, claimed_at = now(), claimed_by_worker_id = %(worker)s,
-    claim_expires_at = NULL, started_at = now(), worker_pid = %(pid)s,
+    claim_expires_at = NULL, started_at = now(), worker_pid = %(pid)s, run_seq = %(seq)s,
     worker_hostname = 'test', worker_process_name = 'worker-' || %(pid)s
 WHERE id = %(id)s
 """
@@ -35,44 +35,48 @@ def rows(url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         return conn.execute(sql, params).fetchall()
 
 
-async def _recover_lost_start(module: Any, url: str) -> tuple[str, str]:
+async def _recover_lost_start(module: Any, url: str) -> dict[str, int]:
     # Scheduled an hour ahead, so that the worker does not claim them itself.
-    orphan = module.add.schedule(3600, 2, 3).ok_value.task_id
-    given_up = module.add.schedule(3600, 4, 5).ok_value.task_id
+    orphans = {module.add.schedule(3600, n, 3).ok_value.task_id: 0 for n in range(4)}
     worker = Worker(module.app, WorkerConfig(app_locator="tests.integration.apps:app",
                                              processes=2, sys_path_roots=[str(REPO)],
                                              loglevel=logging.WARNING))
     runner = asyncio.ensure_future(worker.run_forever())
     try:
         await asyncio.wait_for(worker.wait_started(), 60)
-        children = worker.pool.children
-        for task_id, child in zip((orphan, given_up), children, strict=True):
+        while not all(child.ready for child in worker.pool.children):
+            await asyncio.sleep(0.05)
+        for n, task_id in enumerate(orphans):
+            child = worker.pool.children[n % 2]
+            seq = child.next_seq  # reserved by the cycle that failed
+            child.next_seq += 1
             rows(url, LOST_ACK + " RETURNING id",
-                 {"worker": worker.worker_id, "pid": child.pid, "id": task_id})
-            worker.dispatcher.starter.uncertain_pids.add(child.pid)
-        worker.abandoned.add(given_up)  # its result could not be written earlier
-        worker.dispatcher.wake.set()
+                 {"worker": worker.worker_id, "pid": child.pid, "seq": seq, "id": task_id})
+            orphans[task_id] = child.pid
+            worker.cycle.uncertain.add(child)
+        worker.cycle.wake.set()
         for _ in range(600):
-            if rows(url, "SELECT status FROM horsies_tasks WHERE id = %s", (orphan,)) == [
-                    ("COMPLETED",)]:
+            done = rows(url, "SELECT count(*) FROM horsies_tasks WHERE status = 'COMPLETED'")
+            if done == [(len(orphans),)]:
                 break
             await asyncio.sleep(0.05)
     finally:
         worker.request_stop()
         await asyncio.wait_for(runner, 60)
-    return orphan, given_up
+    return orphans
 
 
 def test_a_start_committed_without_acknowledgement_runs_once_on_its_child(
-    apps: Any, pg_url: str
+    apps: Any, pg_url: str, caplog: Any
 ) -> None:
-    orphan, given_up = asyncio.run(_recover_lost_start(apps, pg_url))
-    assert rows(pg_url, "SELECT status, result::jsonb -> 'ok' FROM horsies_tasks WHERE id = %s",
-                (orphan,)) == [("COMPLETED", 5)]
-    assert rows(pg_url, "SELECT outcome FROM horsies_task_attempts WHERE task_id = %s",
-                (orphan,)) == [("COMPLETED",)]
-    # The task whose result was given up on is left to the reaper, never run again.
-    assert rows(pg_url, "SELECT status FROM horsies_tasks WHERE id = %s", (given_up,)) == [
-        ("RUNNING",)]
-    assert rows(pg_url, "SELECT count(*) FROM horsies_task_attempts WHERE task_id = %s",
-                (given_up,)) == [(0,)]
+    caplog.set_level(logging.INFO, logger="horsies.worker")
+    orphans = asyncio.run(_recover_lost_start(apps, pg_url))
+    found = rows(pg_url, "SELECT id::text, status, result::jsonb -> 'ok', worker_pid "
+                         "FROM horsies_tasks WHERE id = ANY(%s::uuid[])", (list(orphans),))
+    assert sorted((status, ok) for _, status, ok, _ in found) == [
+        ("COMPLETED", n + 3) for n in range(4)]
+    # each on the child its lost start named
+    assert {task_id: pid for task_id, _, _, pid in found} == orphans
+    said = caplog.text
+    assert "4 task(s) started before the connection was lost handed out" in said
+    assert "result dropped" not in said  # a second run would have been refused and logged

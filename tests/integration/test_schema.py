@@ -44,24 +44,19 @@ CHANNELS = ("task_new", "task_queue_default", "task_queue_other", "horsies_task_
             "task_done", "horsies_worker_state")
 
 TABLES = {"horsies_tasks", "horsies_task_attempts", "horsies_heartbeats",
-          "horsies_worker_states", "horsies_schema_version"}
+          "horsies_worker_states", "horsies_schema_version", "horsies_child_marks"}
 INDEXES = {
     "horsies_tasks_pkey", "idx_horsies_tasks_claimable", "idx_horsies_tasks_lease",
-    "idx_horsies_tasks_inflight", "idx_horsies_tasks_owner", "idx_horsies_tasks_deadline",
-    "idx_horsies_tasks_status_updated", "idx_horsies_tasks_error_code",
+    "idx_horsies_tasks_active", "idx_horsies_tasks_deadline",
+    "idx_horsies_tasks_terminal", "idx_horsies_tasks_error_code",
     "horsies_task_attempts_pkey", "uq_horsies_task_attempts_task_attempt",
     "idx_horsies_task_attempts_error_code", "idx_horsies_task_attempts_finished_at",
-    "horsies_heartbeats_pkey", "idx_horsies_heartbeats_task_role_sent",
+    "horsies_heartbeats_pkey", "idx_horsies_heartbeats_sender_role_sent",
     "idx_horsies_heartbeats_sent_brin", "horsies_worker_states_pkey",
     "idx_horsies_worker_states_worker_snapshot", "idx_horsies_worker_states_snapshot_at",
-    "horsies_schema_version_pkey",
+    "horsies_schema_version_pkey", "horsies_child_marks_pkey",
 }
 TRIGGERS = {
-    ("horsies_tasks", "horsies_task_new_trigger", "horsies_notify_task_new"),
-    ("horsies_tasks", "horsies_task_requeue_trigger", "horsies_notify_task_requeue"),
-    ("horsies_tasks", "horsies_task_done_trigger", "horsies_notify_task_done"),
-    ("horsies_tasks", "horsies_task_status_insert_trigger", "horsies_notify_task_status_change"),
-    ("horsies_tasks", "horsies_task_status_update_trigger", "horsies_notify_task_status_change"),
     ("horsies_worker_states", "horsies_worker_state_notify_trigger",
      "horsies_notify_worker_state_change"),
 }
@@ -540,292 +535,17 @@ def test_worker_state_constraints(conn: psycopg.Connection[Any]) -> None:
         _insert_into(conn, "horsies_worker_states", _worker_state(queues=None))
 
 
-# -- notifications: inserts --------------------------------------------------------
+# -- notifications ------------------------------------------------------------------
+# Sent by horsies' own statements (tests/integration/test_notifications.py); the
+# schema keeps only the worker-state trigger.
 
 
-def test_single_insert_sends_the_id(conn: psycopg.Connection[Any], listener: Listener) -> None:
+def test_a_status_change_made_by_hand_notifies_nothing(
+    conn: psycopg.Connection[Any], listener: Listener
+) -> None:
     (task_id,) = _insert(conn, _task())
-    got = listener.collect(conn)
-    assert sorted(got) == sorted([
-        ("task_queue_default", str(task_id)),
-        ("task_new", str(task_id)),
-        ("horsies_task_status", str(task_id)),
-    ])
-
-
-def test_multi_row_insert_sends_one_batch_per_channel(
-    conn: psycopg.Connection[Any], listener: Listener
-) -> None:
-    _insert(conn, _task(), _task(), _task())
-    assert sorted(listener.collect(conn)) == sorted([
-        ("task_queue_default", "batch:3"),
-        ("task_new", "batch:3"),
-        ("horsies_task_status", "batch:3"),
-    ])
-
-
-def test_copy_sends_one_batch_per_channel(
-    conn: psycopg.Connection[Any], listener: Listener
-) -> None:
-    n = 5000
-    with conn.transaction(), conn.cursor().copy(
-        "COPY horsies_tasks (id, task_name, queue_name, args, enqueue_sha) FROM STDIN"
-    ) as copy:
-        for _ in range(n):
-            row = _task()
-            copy.write_row((row["id"], row["task_name"], row["queue_name"], row["args"],
-                            row["enqueue_sha"]))
-    assert sorted(listener.collect(conn)) == sorted([
-        ("task_queue_default", f"batch:{n}"),
-        ("task_new", f"batch:{n}"),
-        ("horsies_task_status", f"batch:{n}"),
-    ])
-
-
-def test_delayed_row_sends_no_wake_up(conn: psycopg.Connection[Any], listener: Listener) -> None:
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
-    (task_id,) = _insert(conn, _task(enqueued_at=later))
-    assert listener.collect(conn) == [("horsies_task_status", str(task_id))]
-    _insert(conn, _task(enqueued_at=later), _task(enqueued_at=later))
-    assert listener.collect(conn) == [("horsies_task_status", "batch:2")]
-
-
-def test_enqueued_at_stamped_by_the_statement_counts_as_now(
-    conn: psycopg.Connection[Any], listener: Listener
-) -> None:
-    for stamp in ("now()", "statement_timestamp()", "clock_timestamp()"):
-        row = _task()
-        conn.execute(
-            "INSERT INTO horsies_tasks (id, task_name, queue_name, enqueue_sha, enqueued_at)"
-            f" VALUES (%s, %s, %s, %s, {stamp})",
-            (row["id"], row["task_name"], row["queue_name"], row["enqueue_sha"]),
-        )
-        assert ("task_new", str(row["id"])) in listener.collect(conn), stamp
-
-
-def test_mixed_batch_counts_per_queue(conn: psycopg.Connection[Any], listener: Listener) -> None:
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
-    lone = _task(queue_name="other")
-    _insert(conn, _task(), _task(), lone, _task(enqueued_at=later),
-            _task(queue_name="other", enqueued_at=later))
-    assert sorted(listener.collect(conn)) == sorted([
-        ("task_queue_default", "batch:2"),
-        ("task_queue_other", str(lone["id"])),
-        ("task_new", "batch:3"),
-        ("horsies_task_status", "batch:5"),
-    ])
-
-
-def test_batch_with_one_claimable_row_sends_its_id(
-    conn: psycopg.Connection[Any], listener: Listener
-) -> None:
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
-    now_row = _task()
-    _insert(conn, _task(enqueued_at=later), now_row, _task(enqueued_at=later))
-    assert sorted(listener.collect(conn)) == sorted([
-        ("task_queue_default", str(now_row["id"])),
-        ("task_new", str(now_row["id"])),
-        ("horsies_task_status", "batch:3"),
-    ])
-
-
-def test_rows_inserted_in_another_status_do_not_wake(
-    conn: psycopg.Connection[Any], listener: Listener
-) -> None:
-    now = dt.datetime.now(dt.UTC)
-    (task_id,) = _insert(conn, _task(status="COMPLETED", completed_at=now, result="{}"))
-    assert listener.collect(conn) == [("horsies_task_status", str(task_id))]
-
-
-def test_conflicting_insert_sends_nothing(
-    conn: psycopg.Connection[Any], listener: Listener
-) -> None:
-    row = _task()
-    _insert(conn, row)
-    listener.collect(conn)
-    conn.execute(
-        "INSERT INTO horsies_tasks (id, task_name, queue_name, enqueue_sha)"
-        " VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-        (row["id"], row["task_name"], row["queue_name"], row["enqueue_sha"]),
-    )
-    assert listener.collect(conn) == []
-
-
-def test_notifications_wait_for_commit(conn: psycopg.Connection[Any], listener: Listener) -> None:
-    with conn.transaction():
-        (task_id,) = _insert(conn, _task())
-        assert not list(listener.conn.notifies(timeout=0.2))
-    assert ("task_new", str(task_id)) in listener.collect(conn)
-    with pytest.raises(RuntimeError), conn.transaction():
-        _insert(conn, _task())
-        raise RuntimeError("roll back")
-    assert listener.collect(conn) == []
-
-
-# -- notifications: updates --------------------------------------------------------
-
-
-_CLAIM = """
-UPDATE horsies_tasks SET status = 'CLAIMED', claimed = TRUE, claimed_at = now(),
-    claimed_by_worker_id = 'w1', claim_expires_at = now() + interval '1 minute',
-    updated_at = now()
-WHERE id = ANY(%s) AND status = 'PENDING'
-"""
-_RELEASE = """
-UPDATE horsies_tasks SET status = 'PENDING', claimed = FALSE, claimed_at = NULL,
-    claimed_by_worker_id = NULL, claim_expires_at = NULL, updated_at = now()
-WHERE id = ANY(%s) AND status = 'CLAIMED'
-"""
-_RENEW = """
-UPDATE horsies_tasks SET claim_expires_at = now() + interval '2 minutes', updated_at = now()
-WHERE id = ANY(%s) AND status = 'CLAIMED'
-"""
-_RUN = """
-UPDATE horsies_tasks SET status = 'RUNNING', claimed = FALSE, claim_expires_at = NULL,
-    started_at = now(), worker_pid = 7, worker_hostname = 'h', worker_process_name = 'worker-7',
-    updated_at = now()
-WHERE id = ANY(%s) AND status = 'CLAIMED'
-"""
-_RETRY = """
-UPDATE horsies_tasks SET status = 'PENDING', retry_count = retry_count + 1,
-    next_retry_at = now() + interval '1 minute', enqueued_at = now() + interval '1 minute',
-    error_code = NULL, claimed = FALSE, claimed_at = NULL, claimed_by_worker_id = NULL,
-    claim_expires_at = NULL, updated_at = now()
-WHERE id = ANY(%s) AND status = 'RUNNING'
-"""
-_COMPLETE = """
-UPDATE horsies_tasks SET status = 'COMPLETED', completed_at = now(), result = '{}',
-    error_code = NULL, updated_at = now()
-WHERE id = ANY(%s) AND status = 'RUNNING'
-"""
-_FAIL = """
-UPDATE horsies_tasks SET status = 'FAILED', failed_at = now(), result = '{}',
-    error_code = 'BOOM', updated_at = now()
-WHERE id = ANY(%s) AND status = 'RUNNING'
-"""
-_EXPIRE = """
-UPDATE horsies_tasks SET status = 'EXPIRED', failed_at = now(), result = '{}',
-    error_code = 'TASK_EXPIRED', updated_at = now()
-WHERE id = ANY(%s) AND status = 'PENDING'
-"""
-_CANCEL = """
-UPDATE horsies_tasks SET status = 'CANCELLED', claimed = FALSE, claimed_at = NULL,
-    claimed_by_worker_id = NULL, claim_expires_at = NULL, updated_at = now()
-WHERE id = ANY(%s) AND status IN ('PENDING', 'CLAIMED')
-"""
-
-
-def _pending(conn: psycopg.Connection[Any], listener: Listener, n: int,
-             queue: str = "default") -> list[uuid.UUID]:
-    ids = _insert(conn, *(_task(queue_name=queue, max_retries=3) for _ in range(n)))
-    listener.collect(conn)
-    return ids
-
-
-def test_claim_and_confirm_only_report_status(
-    conn: psycopg.Connection[Any], listener: Listener
-) -> None:
-    ids = _pending(conn, listener, 3)
-    conn.execute(_CLAIM, (ids,))
-    assert listener.collect(conn) == [("horsies_task_status", "batch:3")]
-    conn.execute(_RUN, (ids[:1],))
-    assert listener.collect(conn) == [("horsies_task_status", str(ids[0]))]
-
-
-def test_lease_renewal_sends_nothing(conn: psycopg.Connection[Any], listener: Listener) -> None:
-    ids = _pending(conn, listener, 2)
-    conn.execute(_CLAIM, (ids,))
-    listener.collect(conn)
-    conn.execute(_RENEW, (ids,))
-    assert listener.collect(conn) == []
-
-
-def test_release_wakes_workers(conn: psycopg.Connection[Any], listener: Listener) -> None:
-    ids = _pending(conn, listener, 3) + _pending(conn, listener, 1, queue="other")
-    conn.execute(_CLAIM, (ids,))
-    listener.collect(conn)
-    conn.execute(_RELEASE, (ids[:2],))
-    assert sorted(listener.collect(conn)) == sorted([
-        ("task_queue_default", "batch:2"),
-        ("task_new", "batch:2"),
-        ("horsies_task_status", "batch:2"),
-    ])
-    conn.execute(_RELEASE, (ids[2:],))
-    assert sorted(listener.collect(conn)) == sorted([
-        ("task_queue_default", str(ids[2])),
-        ("task_queue_other", str(ids[3])),
-        ("task_new", "batch:2"),
-        ("horsies_task_status", "batch:2"),
-    ])
-
-
-def test_release_of_one_row_sends_its_id(
-    conn: psycopg.Connection[Any], listener: Listener
-) -> None:
-    ids = _pending(conn, listener, 2)
-    conn.execute(_CLAIM, (ids,))
-    listener.collect(conn)
-    conn.execute(_RELEASE, (ids[1:],))
-    assert sorted(listener.collect(conn)) == sorted([
-        ("task_queue_default", str(ids[1])),
-        ("task_new", str(ids[1])),
-        ("horsies_task_status", str(ids[1])),
-    ])
-
-
-def test_retry_into_the_future_sends_no_wake_up(
-    conn: psycopg.Connection[Any], listener: Listener
-) -> None:
-    ids = _pending(conn, listener, 1)
-    conn.execute(_CLAIM, (ids,))
-    conn.execute(_RUN, (ids,))
-    listener.collect(conn)
-    conn.execute(_RETRY, (ids,))
-    assert listener.collect(conn) == [("horsies_task_status", str(ids[0]))]
-
-
-def test_completions_send_task_done_per_row(
-    conn: psycopg.Connection[Any], listener: Listener
-) -> None:
-    ids = _pending(conn, listener, 4)
-    conn.execute(_CLAIM, (ids,))
-    conn.execute(_RUN, (ids,))
-    listener.collect(conn)
-    conn.execute(_COMPLETE, (ids[:3],))
-    got = listener.collect(conn)
-    assert sorted(got) == sorted(
-        [("task_done", str(i)) for i in ids[:3]] + [("horsies_task_status", "batch:3")]
-    )
-    conn.execute(_FAIL, (ids[3:],))
-    assert sorted(listener.collect(conn)) == sorted([
-        ("task_done", str(ids[3])),
-        ("horsies_task_status", str(ids[3])),
-    ])
-
-
-def test_expiry_and_cancellation_send_task_done(
-    conn: psycopg.Connection[Any], listener: Listener
-) -> None:
-    ids = _pending(conn, listener, 3)
-    conn.execute(_EXPIRE, (ids[:1],))
-    assert sorted(listener.collect(conn)) == sorted([
-        ("task_done", str(ids[0])), ("horsies_task_status", str(ids[0])),
-    ])
-    conn.execute(_CLAIM, (ids[2:],))
-    listener.collect(conn)
-    conn.execute(_CANCEL, (ids[1:],))
-    assert sorted(listener.collect(conn)) == sorted([
-        ("task_done", str(ids[1])), ("task_done", str(ids[2])),
-        ("horsies_task_status", "batch:2"),
-    ])
-
-
-def test_updates_that_change_nothing_send_nothing(
-    conn: psycopg.Connection[Any], listener: Listener
-) -> None:
-    ids = _pending(conn, listener, 2)
-    conn.execute(_RUN, (ids,))  # compare-and-set lost: no row is CLAIMED
-    conn.execute("UPDATE horsies_tasks SET updated_at = now() WHERE id = ANY(%s)", (ids,))
+    conn.execute("UPDATE horsies_tasks SET status = 'EXPIRED', error_code = 'X', result = '{}',"
+                 " failed_at = now() WHERE id = %s", (task_id,))
     assert listener.collect(conn) == []
 
 
@@ -873,12 +593,15 @@ def test_claim_query_uses_the_claimable_index_without_sorting(
 
 
 def test_footprint_of_finished_tasks(conn: psycopg.Connection[Any]) -> None:
-    """20,000 W3-shaped tasks through claim, run and complete (with attempt rows).
+    """20,000 W3-shaped tasks started and completed by the worker's own cycle statement.
 
-    The figures are printed (run with ``-s``); the assertion only guards the
-    live row width, measured after VACUUM FULL.
+    The figures are printed (run with ``-s``); the assertion guards the size of
+    the tables right after the drain, as workload W5 measures it.
     """
-    n, batch = 20_000, 500
+    from horsies.sql import queries
+    from horsies.worker.endings import Statement
+
+    n, run = 20_000, 256
     worker = str(uuid.uuid4())
     result = '{"__task_result__":true,"ok":3,"err":null}'
     with conn.transaction(), conn.cursor().copy(
@@ -890,45 +613,21 @@ def test_footprint_of_finished_tasks(conn: psycopg.Connection[Any]) -> None:
             task_id = _uuid7()
             copy.write_row((task_id, "bench.add", "default", 100, "[1,2]",
                             hashlib.sha256(task_id.bytes).hexdigest(), now, now))
+    seq = 0
+    started: list[tuple[str, int]] = []
     while True:
-        with conn.transaction():
-            rows = conn.execute(
-                "WITH picked AS (SELECT id FROM horsies_tasks WHERE status = 'PENDING'"
-                "   AND queue_name = 'default' AND enqueued_at <= statement_timestamp()"
-                "   ORDER BY priority, enqueued_at, id LIMIT %s FOR UPDATE SKIP LOCKED)"
-                " UPDATE horsies_tasks t SET status = 'CLAIMED', claimed = TRUE,"
-                "   claimed_at = statement_timestamp(), claimed_by_worker_id = %s,"
-                "   claim_expires_at = statement_timestamp() + interval '60 seconds',"
-                "   updated_at = statement_timestamp()"
-                " FROM picked WHERE t.id = picked.id RETURNING t.id",
-                (batch, worker),
-            ).fetchall()
-        if not rows:
+        stmt = Statement()
+        for task_id, pid in started:
+            stmt.complete(task_id, pid, result, time.time())
+        for k in range(run):
+            seq += 1
+            stmt.slot_pids.append(4242 + k % 2)
+            stmt.slot_seqs.append(seq)
+        rows = conn.execute(queries["worker_cycle"],
+                            stmt.params(worker, "bench-host", ["default"])).fetchall()
+        started = [(row[3], row[1]) for row in rows if row[0] == "S"]
+        if not started:
             break
-        ids = [r[0] for r in rows]
-        conn.execute(
-            "UPDATE horsies_tasks SET status = 'RUNNING', claimed = FALSE,"
-            " claim_expires_at = NULL, started_at = statement_timestamp(), worker_pid = 4242,"
-            " worker_hostname = 'bench-host', worker_process_name = 'worker-4242',"
-            " updated_at = statement_timestamp()"
-            " WHERE id = ANY(%s) AND status = 'CLAIMED' AND claimed_by_worker_id = %s",
-            (ids, worker),
-        )
-        conn.execute(
-            "WITH done AS (UPDATE horsies_tasks SET status = 'COMPLETED',"
-            "   completed_at = statement_timestamp(), result = %s, error_code = NULL,"
-            "   updated_at = statement_timestamp()"
-            "   WHERE id = ANY(%s) AND status = 'RUNNING'"
-            "   RETURNING id, retry_count, started_at, claimed_by_worker_id,"
-            "             worker_hostname, worker_pid, worker_process_name)"
-            " INSERT INTO horsies_task_attempts (task_id, attempt, outcome, will_retry,"
-            "   started_at, finished_at, worker_id, worker_hostname, worker_pid,"
-            "   worker_process_name)"
-            " SELECT id, retry_count + 1, 'COMPLETED', FALSE, started_at,"
-            "   statement_timestamp(), claimed_by_worker_id, worker_hostname, worker_pid,"
-            "   worker_process_name FROM done",
-            (result, ids),
-        )
 
     def per_task() -> dict[str, float]:
         sizes = {}
@@ -951,4 +650,4 @@ def test_footprint_of_finished_tasks(conn: psycopg.Connection[Any]) -> None:
                          ("after VACUUM FULL", compact)):
         print(f"\nW5 footprint {label}: " + ", ".join(
             f"{name}={value:.0f} B/task" for name, value in sizes.items()))
-    assert compact["total"] <= 700
+    assert compact["total"] <= 500

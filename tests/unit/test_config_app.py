@@ -70,6 +70,7 @@ def test_defaults() -> None:
     assert config.exception_mapper == {}
     assert config.default_unhandled_error_code == "UNHANDLED_EXCEPTION"
     assert config.resend_on_transient_err is False
+    assert config.run_target_ms == 5
     assert config.effective_claim_lease_ms == DEFAULT_CLAIM_LEASE_MS == 60_000
 
 
@@ -88,6 +89,7 @@ def test_field_order_matches_spec() -> None:
         "exception_mapper",
         "default_unhandled_error_code",
         "resend_on_transient_err",
+        "run_target_ms",
     ]
 
 
@@ -414,3 +416,13 @@ def test_log_config_silent_in_child(
     with caplog.at_level(logging.DEBUG):
         make().log_config()
     assert caplog.records == []
+
+
+def test_run_target() -> None:
+    assert make(run_target_ms=1).run_target_ms == 1
+    assert make(run_target_ms=10_000).run_target_ms == 10_000
+    for bad in (0, 10_001, -3):
+        [(code, message)] = errors_of(run_target_ms=bad)
+        assert code is PREFETCH and message.startswith("run_target_ms must be between 1 and 10000")
+    [(code, message)] = errors_of(run_target_ms=2.5)
+    assert code is PREFETCH and message.startswith("run_target_ms")

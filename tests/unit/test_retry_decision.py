@@ -1,24 +1,24 @@
-"""The retry decision of the result writer (lifecycle-and-schema.md §3.2, retry.md §3, §4.2)."""
+"""The retry decision of a worker (lifecycle-and-schema.md §3.2, retry.md §3, §4.2).
+
+The deadline's part of the decision (a retry must fall before good_until, by
+the database's clock) is the cycle statement's: tests/integration/test_cycle.py.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import pytest
 
-from horsies.worker.completer import next_retry_at, retry_delay_seconds
+from horsies.worker.endings import retry_after, retry_delay_seconds
 from horsies.worker.recovery import stale_reason
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
-
-def row(policy: dict[str, Any] | None, *, retry_count: int = 0,
-        good_until: datetime | None = None) -> dict[str, Any]:
-    return {"max_retries": 0 if policy is None else policy["max_retries"],
-            "retry_count": retry_count, "good_until": good_until, "db_now": NOW,
-            "task_options": orjson.dumps({"retry_policy": policy}).decode()}
+def decide(policy: dict[str, Any] | None, code: str | None, *, retry_count: int = 0,
+           options: str | None = None) -> float | None:
+    max_retries = 0 if policy is None else policy["max_retries"]
+    stored = options if options is not None else orjson.dumps({"retry_policy": policy}).decode()
+    return retry_after("t", stored, retry_count, max_retries, code)
 
 
 def fixed(*intervals: int, codes: tuple[str, ...] = ("X",)) -> dict[str, Any]:
@@ -40,19 +40,23 @@ def test_jitter_stays_within_a_quarter_and_at_least_one_second() -> None:
 
 
 def test_retry_when_listed_and_retries_remain() -> None:
-    assert next_retry_at(row(fixed(5, 5)), "X") == NOW + timedelta(seconds=5)
-    assert next_retry_at(row(fixed(5, 5), retry_count=2), "X") is None  # exhausted
-    assert next_retry_at(row(fixed(5, 5)), "Y") is None  # not listed
-    assert next_retry_at(row(fixed(5, 5)), "x") is None  # case-sensitive
-    assert next_retry_at(row(fixed(5, 5)), None) is None
-    assert next_retry_at(row(None), "X") is None  # no policy
+    assert decide(fixed(5, 7), "X") == 5
+    assert decide(fixed(5, 7), "X", retry_count=1) == 7
+    assert decide(fixed(5, 7), "X", retry_count=2) is None  # exhausted
+    assert decide(fixed(5, 5), "Y") is None  # not listed
+    assert decide(fixed(5, 5), "x") is None  # case-sensitive
+    assert decide(fixed(5, 5), None) is None
+    assert decide(None, "X") is None  # no policy
 
 
-@pytest.mark.parametrize(("deadline_s", "retried"), [(None, True), (6, True), (5, False),
-                                                     (3, False), (0, False), (-1, False)])
-def test_good_until_caps_retries(deadline_s: int | None, retried: bool) -> None:
-    deadline = None if deadline_s is None else NOW + timedelta(seconds=deadline_s)
-    assert (next_retry_at(row(fixed(5), good_until=deadline), "X") is not None) is retried
+def test_an_unreadable_stored_policy_schedules_no_retry() -> None:
+    assert decide(fixed(5), "X", options="{not json") is None
+    assert decide(fixed(5), "X", options='{"retry_policy": {"auto_retry_for": 3}}') is None
+
+
+def test_exponential_delays_do_not_overflow() -> None:
+    policy = {"intervals": [1], "backoff_strategy": "exponential", "jitter": False}
+    assert retry_delay_seconds(policy, 10**6) == 2.0**32
 
 
 def test_reaper_crash_text() -> None:
