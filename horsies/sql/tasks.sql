@@ -550,3 +550,11 @@ FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload);
 -- name: caller_transaction_begin
 -- Any statement starts the implicit transaction of an idle non-autocommit connection.
 SELECT NULL;
+
+-- name: demo_left_count
+-- How many of the demo's tasks are not terminal yet. Naming the live statuses
+-- lets the status index skip finished rows, so the count gets cheaper as the
+-- demo drains.
+SELECT count(*) FROM horsies_tasks
+WHERE status IN ('PENDING', 'CLAIMED', 'RUNNING')
+  AND id BETWEEN %(first)s::uuid AND %(last)s::uuid;
