@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from horsies.demo.report import DemoReport
+    from horsies.demo.run import DemoSettings
 
 DEMO_HELP = (
     "Run a worker and a throughput test on a temporary embedded database (or --database-url), "
@@ -50,7 +51,9 @@ def demo(
     loglevel: Annotated[str, LoglevelOption] = "WARNING",
 ) -> None:
     """Run the demo."""
+    from horsies.config import mask_url
     from horsies.demo import database
+    from horsies.demo.run import DemoSettings
     from horsies.logging import configure_logging, parse_loglevel
 
     configure_logging(parse_loglevel(loglevel))
@@ -62,42 +65,39 @@ def demo(
                        "pip install 'horsies[embedded]'", err=True)
             raise typer.Exit(1)
         url, directory = database.temporary_database()
+    settings = DemoSettings(
+        url=url, label="embedded PostgreSQL (temporary)" if directory else mask_url(url),
+        tasks=tasks, processes=processes or os.cpu_count() or 1, batch_size=batch_size,
+        timeout=timeout, keep_data=keep_data)
     try:
-        report = _run(url, directory, tasks, processes, batch_size, timeout, keep_data, force,
-                      as_json)
+        report = _run(settings, force, as_json)
     finally:
         if directory is not None:
             database.drop_temporary_database(directory)
     _print(report, as_json)
 
 
-def _run(url: str, directory: str | None, tasks: int, processes: int | None, batch_size: int,
-         timeout: float, keep_data: bool, force: bool, as_json: bool) -> DemoReport:
-    """The demo on `url`, or a clean exit: 1 on a database error, 130 on Ctrl+C."""
+def _run(settings: DemoSettings, force: bool, as_json: bool) -> DemoReport:
+    """The demo, or a clean exit: 1 on a database error, 130 on Ctrl+C."""
     import asyncio  # not at module level: worker children import this module via the CLI
 
     import psycopg
 
-    from horsies.config import mask_url
     from horsies.demo import database, progress
-    from horsies.demo.run import DemoError, DemoSettings, run_demo
+    from horsies.demo.run import DemoError, run_demo
 
-    label = "embedded PostgreSQL (temporary)" if directory else mask_url(url)
     try:
-        if not force and database.active_workers(url):
+        if not force and database.active_workers(settings.url):
             typer.echo("other horsies workers are active on this database; "
                        "use --force to run anyway", err=True)
             raise typer.Exit(1)
-        settings = DemoSettings(url=url, label=label, tasks=tasks,
-                                processes=processes or os.cpu_count() or 1,
-                                batch_size=batch_size, timeout=timeout, keep_data=keep_data)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner, \
                 progress.DemoProgress(progress.wanted(as_json)) as shown:
             return runner.run(run_demo(settings, shown))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except psycopg.Error as exc:  # unreachable server, refused login, missing database
-        typer.echo(f"error: could not use the database {label}: {exc}", err=True)
+        typer.echo(f"error: could not use the database {settings.label}: {exc}", err=True)
         raise typer.Exit(1) from None
     except DemoError as exc:
         typer.echo(f"error: {exc}", err=True)
