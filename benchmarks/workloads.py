@@ -1,35 +1,39 @@
-"""The comparison workloads W1-W5 (shared/bench/WORKLOADS.md) against one server.
+"""The comparison workloads W1-W5 (shared/bench/WORKLOADS.md), each beside its limit L1-L4.
 
     python benchmarks/workloads.py [--database-url URL] [--runs 3] [--only W1,W4]
+                                   [--processes 2] [--workers 1] [--scale 1.0]
 
-Without a URL a temporary embedded PostgreSQL is used. Every workload runs
-in a database of its own, created empty and dropped afterwards. Prints the
-median of the runs with min-max, and the server's settings. The asv suite
-(benchmarks/bench_database.py) runs the same functions with smaller counts.
+Without a URL a temporary embedded PostgreSQL is used. The limits the chosen
+workloads need are measured first, on the same server (benchmarks/limits.py),
+then every workload runs in a database of its own, created empty and dropped
+afterwards. `--runs` applies to both. Prints the server's settings, the
+command, and per workload the median of the runs with min-max and its ratio
+to its limit. The asv suite (benchmarks/bench_database.py) runs the same
+functions with smaller counts.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import os
+import shlex
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
-import urllib.parse
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
+
+if __package__ in (None, ""):  # run as a script: make the `benchmarks` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import _pg, _ratios, limits
+from benchmarks._worker import MemoryPeak, Worker
 
 APP_SOURCE = textwrap.dedent('''
     from horsies import AppConfig, Horsies, PostgresConfig, TaskError, TaskResult
@@ -45,29 +49,10 @@ APP_SOURCE = textwrap.dedent('''
 ''')
 
 TABLES = ("horsies_tasks", "horsies_task_attempts", "horsies_heartbeats", "horsies_worker_states")
-
-
-def with_database(url: str, name: str) -> str:
-    """The same server URL with another database name."""
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
-
-
-@contextmanager
-def server(url: str | None) -> Iterator[str]:
-    """`url` as it is, or a temporary embedded server stopped and removed on exit."""
-    if url is not None:
-        yield url
-        return
-    from horsies import embedded
-
-    datadir = tempfile.mkdtemp(prefix="horsies-bench-")
-    try:
-        yield embedded.start(datadir)
-    finally:
-        embedded.stop(datadir)
-        shutil.rmtree(datadir, ignore_errors=True)
-
+# The reference sizes of WORKLOADS.md; --scale multiplies them.
+SIZES = {"W1": 5_000, "W2": 100_000, "W3": 20_000, "W4": 200}
+# Which limit each workload is compared with (W5 comes with W3 and has none).
+LIMIT_OF = {"W1": "L1", "W2": "L2", "W3": "L3", "W4": "L4"}
 
 @contextmanager
 def app_dir() -> Iterator[Path]:
@@ -81,25 +66,13 @@ def app_dir() -> Iterator[Path]:
 
 
 @contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    name = f"horsies_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(server_url, name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
 def bench_app(url: str, workdir: Path) -> Iterator[Any]:
     """The benchmark task module, imported fresh and pointed at `url`."""
     os.environ["HORSIES_DATABASE_URL"] = url
     sys.modules.pop("bench_app", None)
     if str(workdir) not in sys.path:
         sys.path.insert(0, str(workdir))
-    import bench_app
+    import bench_app  # type: ignore[import-not-found]  # written by app_dir()
 
     try:
         bench_app.app.get_broker().ensure_schema()
@@ -108,82 +81,10 @@ def bench_app(url: str, workdir: Path) -> Iterator[Any]:
         bench_app.app.get_broker().close()
 
 
-class Worker:
-    """`horsies worker bench_app:app --processes=N` in a subprocess, with its memory sampled."""
-
-    def __init__(self, url: str, workdir: Path, processes: int) -> None:
-        env = dict(os.environ, HORSIES_DATABASE_URL=url, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "horsies.cli", "worker", "bench_app:app",
-             f"--processes={processes}", "--loglevel=INFO"],
-            cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            start_new_session=True,
-        )
-        self.started = threading.Event()
-        self.log_tail: collections.deque[str] = collections.deque(maxlen=40)  # for errors
-        self.peak_rss = 0
-        self._stop = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._sample, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log_tail.append(line)
-            if "Worker started" in line:
-                self.started.set()
-
-    def _tree_rss(self) -> int:
-        pids = [self.proc.pid]
-        try:
-            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-            pids += [int(p) for p in children.split()]
-        except OSError:
-            return 0
-        total = 0
-        for pid in pids:
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-            except OSError:
-                pass
-        return total
-
-    def _sample(self) -> None:
-        while not self._stop.is_set() and self.proc.poll() is None:
-            self.peak_rss = max(self.peak_rss, self._tree_rss())
-            time.sleep(0.05)
-
-    def failure(self, what: str) -> RuntimeError:
-        return RuntimeError(f"{what}; its last log lines:\n{''.join(self.log_tail)}")
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise self.failure(f"worker exited with status {self.proc.returncode}")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
-def unfinished(url: str) -> int:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT count(*) FROM horsies_tasks "
-            "WHERE status NOT IN ('COMPLETED','FAILED','CANCELLED','EXPIRED')").fetchone()[0]
-
-
 # -- the workloads ------------------------------------------------------------
 
 
-def w1_enqueue_single(url: str, workdir: Path, count: int = 5000) -> dict[str, float]:
+def w1_enqueue_single(url: str, workdir: Path, count: int = SIZES["W1"]) -> dict[str, float]:
     with bench_app(url, workdir) as m:
         m.bench_add.send(0, 0)  # warm the pool and the prepared statement
         started = time.perf_counter()
@@ -193,7 +94,7 @@ def w1_enqueue_single(url: str, workdir: Path, count: int = 5000) -> dict[str, f
     return {"tasks/s": count / elapsed}
 
 
-def w2_enqueue_batch(url: str, workdir: Path, count: int = 100_000) -> dict[str, float]:
+def w2_enqueue_batch(url: str, workdir: Path, count: int = SIZES["W2"]) -> dict[str, float]:
     with bench_app(url, workdir) as m:
         calls = [(i, i) for i in range(count)]
         started = time.perf_counter()
@@ -202,32 +103,53 @@ def w2_enqueue_batch(url: str, workdir: Path, count: int = 100_000) -> dict[str,
     return {"tasks/s": count / elapsed}
 
 
-def w3_drain(url: str, workdir: Path, count: int = 20_000) -> dict[str, float]:
+_ANY_LEFT = ("SELECT EXISTS (SELECT 1 FROM horsies_tasks "
+             "WHERE status IN ('PENDING', 'CLAIMED', 'RUNNING'))")
+_DRAIN_TIMES = ("SELECT min(started_at), max(GREATEST(completed_at, failed_at)) "
+                "FROM horsies_tasks")
+
+
+def w3_drain(url: str, workdir: Path, count: int = SIZES["W3"], processes: int = 2,
+             workers: int = 1) -> dict[str, float]:
+    """`workers` × `horsies worker --processes=N` drain `count` tasks enqueued beforehand.
+
+    Time runs from the launch of the workers to the last task's end, both read
+    from the server's clock, so that the polling for the end (one connection,
+    a cheap EXISTS ten times a second) neither adds to nor rounds the figure.
+    """
     with bench_app(url, workdir) as m:
         assert m.bench_add.send_many([(i, i) for i in range(count)]).is_ok()
-    started = time.perf_counter()
-    worker = Worker(url, workdir, processes=2)
-    try:
-        while unfinished(url):
-            worker.check_alive()
-            time.sleep(0.05)
-        elapsed = time.perf_counter() - started
-    finally:
-        worker.stop()
-    with psycopg.connect(url) as conn:
-        first, last = conn.execute(
-            "SELECT min(started_at), max(completed_at) FROM horsies_tasks").fetchone()
-        size = sum(conn.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0]
-                   for t in TABLES)
+    with psycopg.connect(url, autocommit=True) as conn:
+        launched = _one(conn, "SELECT clock_timestamp()")
+        fleet = [Worker(url, workdir, processes) for _ in range(workers)]
+        memory = MemoryPeak(fleet)
+        try:
+            while _one(conn, _ANY_LEFT):
+                for worker in fleet:
+                    worker.check_alive()
+                time.sleep(0.1)
+        finally:
+            peak = memory.stop()
+            for worker in fleet:
+                worker.stop()
+        first, last = conn.execute(_DRAIN_TIMES).fetchone() or (None, None)
+        size = sum(_one(conn, "SELECT pg_total_relation_size(%s)", (t,)) for t in TABLES)
     return {
-        "tasks/s": count / elapsed,
+        "tasks/s": count / (last - launched).total_seconds(),
         "tasks/s after start": count / (last - first).total_seconds(),
-        "peak MB": worker.peak_rss / 2**20,
+        "peak MB": peak / 2**20,
         "W5 KB/task": size / count / 1024,
     }
 
 
-def w4_latency(url: str, workdir: Path) -> dict[str, float]:
+def _one(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...] = ()) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def w4_latency(url: str, workdir: Path, count: int = SIZES["W4"]) -> dict[str, float]:
+    """`count` sequential send-then-get round trips to an idle `horsies worker --processes=2`."""
     with bench_app(url, workdir) as m:
         worker = Worker(url, workdir, processes=2)
         try:
@@ -235,7 +157,7 @@ def w4_latency(url: str, workdir: Path) -> dict[str, float]:
                 raise worker.failure("worker did not start within 60 s")
             m.bench_add.send(0, 0).ok_value.get(timeout_ms=10_000)  # warm up
             samples = []
-            for i in range(200):
+            for i in range(count):
                 started = time.perf_counter()
                 result = m.bench_add.send(i, i).ok_value.get(timeout_ms=10_000)
                 samples.append((time.perf_counter() - started) * 1000)
@@ -243,50 +165,88 @@ def w4_latency(url: str, workdir: Path) -> dict[str, float]:
         finally:
             worker.stop()
     samples.sort()
-    rank: Callable[[float], float] = lambda p: samples[max(0, -(-len(samples) * p // 100) - 1)]
-    return {"p50 ms": rank(50), "p95 ms": rank(95), "p99 ms": rank(99)}
+    return {f"p{p} ms": limits.nearest_rank(samples, p) for p in (50, 95, 99)}
 
 
-WORKLOADS = {"W1": w1_enqueue_single, "W2": w2_enqueue_batch, "W3": w3_drain,
-             "W4": w4_latency}
+# -- one sitting: the limits, then the workloads, then the ratios ---------------
 
 
-def server_settings(url: str) -> str:
-    with psycopg.connect(url) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]
-        buffers = conn.execute("SHOW shared_buffers").fetchone()[0]
-        sync = conn.execute("SHOW synchronous_commit").fetchone()[0]
-    return f"PostgreSQL {version}, shared_buffers={buffers}, synchronous_commit={sync}"
+def _scaled(name: str, scale: float) -> int:
+    return max(10, int(SIZES[name] * scale))
 
 
-def summarize(runs: list[dict[str, float]]) -> str:
-    parts = []
-    for key in runs[0]:
-        values = [r[key] for r in runs]
-        parts.append(f"{key} {statistics.median(values):,.2f} "
-                     f"({min(values):,.2f}-{max(values):,.2f})")
-    return "; ".join(parts)
+def run_workload(name: str, url: str, workdir: Path, args: argparse.Namespace) -> dict[str, float]:
+    """One run of workload `name` in a fresh database, at the size `args.scale` gives."""
+    count = _scaled(name, args.scale)
+    with _pg.scratch_database(url) as db:
+        if name == "W1":
+            return w1_enqueue_single(db, workdir, count)
+        if name == "W2":
+            return w2_enqueue_batch(db, workdir, count)
+        if name == "W3":
+            return w3_drain(db, workdir, count, args.processes, args.workers)
+        return w4_latency(db, workdir, count)
 
 
-def main() -> int:
+def report_lines(name: str, runs: list[dict[str, float]], limit_figures: dict[str, list[float]],
+                 args: argparse.Namespace) -> list[str]:
+    column: Callable[[str], list[float]] = lambda key: [r[key] for r in runs]
+    if name == "W4":
+        return [_ratios.latency_line(column("p50 ms"), column("p99 ms"), limit_figures)]
+    lines = [_ratios.throughput_line(name, column("tasks/s"), limit_figures)]
+    if name == "W3":
+        lines.append(_ratios.drain_details(args.processes, args.workers, column("peak MB"),
+                                           column("tasks/s after start")))
+        lines.append(_ratios.footprint_line(column("W5 KB/task")))
+    return lines
+
+
+def the_command(argv: list[str]) -> str:
+    """The command line that reproduces the figures, with any password masked."""
+    from horsies.config import mask_url
+
+    return shlex.join(["python", "benchmarks/workloads.py", *(mask_url(a) for a in argv)])
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=None)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", default=",".join(WORKLOADS))
-    args = parser.parse_args()
-    with server(args.database_url) as url, app_dir() as workdir:
-        print(server_settings(url))
-        from horsies._speedups import IMPL
+    parser.add_argument("--database-url", default=None,
+                        help="a server whose user may create databases (default: embedded)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of every limit and workload")
+    parser.add_argument("--only", default=",".join(SIZES),
+                        help="workloads to run, e.g. W1,W3 (W3 also gives W5)")
+    parser.add_argument("--processes", type=int, default=2, help="processes of each W3 worker")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="W3 with this many workers of --processes each on one database")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply every count (workloads and limits alike), e.g. 0.1 "
+                             "for a quick check; figures are then not the reference ones")
+    args = parser.parse_args(argv)
+    args.only = ["W3" if n.strip() == "W5" else n.strip() for n in args.only.split(",")]
+    if unknown := [n for n in args.only if n not in SIZES]:
+        parser.error(f"unknown workloads {unknown}; choose among W1, W2, W3, W4, W5")
+    return args
 
-        print(f"horsies speedups: {IMPL}")
-        for name in args.only.split(","):
-            runs = []
-            for _ in range(args.runs):
-                with fresh_database(url) as db:
-                    runs.append(WORKLOADS[name](db, workdir))
-            print(f"{name}: {summarize(runs)}", flush=True)
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    from horsies._speedups import IMPL
+    from horsies.banner import get_version
+
+    with _pg.server(args.database_url) as url, app_dir() as workdir:
+        print(_pg.server_settings(url))
+        print(f"horsies {get_version()}, speedups: {IMPL}")
+        print(f"command: {the_command(argv)}")
+        if args.scale != 1:
+            print(f"counts scaled by {args.scale:g}: not the reference sizes of WORKLOADS.md")
+        needed = [LIMIT_OF[n] for n in args.only]
+        limit_figures = limits.measure(url, dict.fromkeys(needed), args.runs, args.scale)
+        print("\n".join(_ratios.limit_lines(limit_figures)), flush=True)
+        for name in dict.fromkeys(args.only):
+            runs = [run_workload(name, url, workdir, args) for _ in range(args.runs)]
+            print("\n".join(report_lines(name, runs, limit_figures, args)), flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

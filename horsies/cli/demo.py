@@ -5,15 +5,22 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from horsies.cli._common import LoglevelOption, checked_database_url
 
+if TYPE_CHECKING:
+    import asyncio
+
+    from horsies.demo.report import DemoReport
+    from horsies.demo.run import DemoSettings
+
 DEMO_HELP = (
     "Run a worker and a throughput test on a temporary embedded database (or --database-url), "
-    "then print throughput and latency."
+    "then time round trips on the idle worker; print throughput and latency."
 )
 
 
@@ -29,7 +36,7 @@ def demo(
     database_url: Annotated[str | None, typer.Option(
         "--database-url", help="Use this database instead of a temporary embedded one.")] = None,
     tasks: Annotated[int, typer.Option(
-        "--tasks", min=1, max=10_000_000, help="Tasks enqueued in the throughput run.")] = 10_000,
+        "--tasks", min=1, max=10_000_000, help="Tasks enqueued in the throughput run.")] = 100_000,
     processes: Annotated[int | None, typer.Option(
         "--processes", min=1, help="Worker child processes (default: CPU count).")] = None,
     batch_size: Annotated[int, typer.Option(
@@ -44,13 +51,9 @@ def demo(
     loglevel: Annotated[str, LoglevelOption] = "WARNING",
 ) -> None:
     """Run the demo."""
-    import asyncio  # not at module level: worker children import this module via the CLI
-
-    import psycopg
-
-    from horsies.banner import get_version
     from horsies.config import mask_url
-    from horsies.demo import run
+    from horsies.demo import database
+    from horsies.demo.run import DemoSettings
     from horsies.logging import configure_logging, parse_loglevel
 
     configure_logging(parse_loglevel(loglevel))
@@ -61,26 +64,65 @@ def demo(
             typer.echo("horsies demo needs --database-url or the 'embedded' extra: "
                        "pip install 'horsies[embedded]'", err=True)
             raise typer.Exit(1)
-        url, directory = run.temporary_database()
-    label = "embedded PostgreSQL (temporary)" if directory else mask_url(url)
+        url, directory = database.temporary_database()
+    settings = DemoSettings(
+        url=url, label="embedded PostgreSQL (temporary)" if directory else mask_url(url),
+        tasks=tasks, processes=processes or os.cpu_count() or 1, batch_size=batch_size,
+        timeout=timeout, keep_data=keep_data)
     try:
-        if not force and run.active_workers(url):
+        report = _run(settings, force, as_json)
+    finally:
+        if directory is not None:
+            database.drop_temporary_database(directory)
+    _print(report, as_json)
+
+
+def _run(settings: DemoSettings, force: bool, as_json: bool) -> DemoReport:
+    """The demo, or a clean exit: 1 on a database error, 130 on Ctrl+C."""
+    import asyncio  # not at module level: worker children import this module via the CLI
+
+    import psycopg
+
+    from horsies.demo import database, progress
+    from horsies.demo.run import DemoError, run_demo
+
+    try:
+        if not force and database.active_workers(settings.url):
             typer.echo("other horsies workers are active on this database; "
                        "use --force to run anyway", err=True)
             raise typer.Exit(1)
-        procs = processes or os.cpu_count() or 1
-        report = asyncio.run(run.run_demo(url, label, tasks, procs, batch_size, timeout,
-                                          keep_data, quiet=as_json))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner, \
+                progress.DemoProgress(progress.wanted(as_json)) as shown:
+            return runner.run(run_demo(settings, shown))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except psycopg.Error as exc:  # unreachable server, refused login, missing database
-        typer.echo(f"error: could not use the database {label}: {exc}", err=True)
+        typer.echo(f"error: could not use the database {settings.label}: {exc}", err=True)
         raise typer.Exit(1) from None
-    finally:
-        if directory is not None:
-            run.drop_temporary_database(directory)
+    except DemoError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop, as `horsies worker` uses, where it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def _print(report: DemoReport, as_json: bool) -> None:
+    from horsies.banner import get_version
+    from horsies.demo.report import format_report
+
     if as_json:
         typer.echo(json.dumps(report.as_json()))
     else:
-        typer.echo(run.format_report(report, get_version()))
+        typer.echo(format_report(report, get_version()))
     raise typer.Exit(0 if report.ok else 1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo", help=DEMO_HELP, short_help="Run a throughput and latency demo.")(demo)

@@ -94,13 +94,14 @@ SELECT EXISTS (
 SELECT status, enqueued_at, COALESCE(completed_at, failed_at)
 FROM horsies_tasks WHERE id = ANY(%(ids)s::uuid[]);
 
--- name: demo_unfinished_count
--- How many of the demo's tasks are not terminal yet.
-SELECT count(*) FROM horsies_tasks
-WHERE id BETWEEN %(first)s::uuid AND %(last)s::uuid
-  AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED');
-
 -- name: demo_delete_tasks
 -- Remove the demo's rows (attempts go with them).
 DELETE FROM horsies_tasks WHERE id = ANY(%(ids)s::uuid[]);
 
+-- name: demo_left_count
+-- How many of the demo's tasks are not terminal yet.
+-- Naming the live statuses lets the partial indexes of unfinished rows serve
+-- it, so the count gets cheaper as the demo drains.
+SELECT count(*) FROM horsies_tasks
+WHERE status IN ('PENDING', 'CLAIMED', 'RUNNING')
+  AND id BETWEEN %(first)s::uuid AND %(last)s::uuid;
