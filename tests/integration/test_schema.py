@@ -44,7 +44,7 @@ CHANNELS = ("task_new", "task_queue_default", "task_queue_other", "horsies_task_
             "task_done", "horsies_worker_state")
 
 TABLES = {"horsies_tasks", "horsies_task_attempts", "horsies_heartbeats",
-          "horsies_worker_states", "horsies_schema_version"}
+          "horsies_worker_states", "horsies_schema_version", "horsies_schedule_state"}
 INDEXES = {
     "horsies_tasks_pkey", "idx_horsies_tasks_claimable", "idx_horsies_tasks_lease",
     "idx_horsies_tasks_inflight", "idx_horsies_tasks_owner", "idx_horsies_tasks_deadline",
@@ -54,7 +54,8 @@ INDEXES = {
     "horsies_heartbeats_pkey", "idx_horsies_heartbeats_task_role_sent",
     "idx_horsies_heartbeats_sent_brin", "horsies_worker_states_pkey",
     "idx_horsies_worker_states_worker_snapshot", "idx_horsies_worker_states_snapshot_at",
-    "horsies_schema_version_pkey",
+    "horsies_schema_version_pkey", "horsies_schedule_state_pkey",
+    "idx_horsies_schedule_state_next_run",
 }
 TRIGGERS = {
     ("horsies_tasks", "horsies_task_new_trigger", "horsies_notify_task_new"),
