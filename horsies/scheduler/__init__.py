@@ -63,7 +63,7 @@ __all__ = [
     "Month",
     "MonthlySchedule",
     "SchedulePattern",
-    "WeeklySchedule",
     "Weekday",
+    "WeeklySchedule",
     "calculate_next_run",
 ]

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterator
-from functools import lru_cache
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from horsies.scheduler.cron import CronSchedule

@@ -108,11 +108,8 @@ class CronSchedule(msgspec.Struct, kw_only=True, frozen=True, tag_field="type", 
             problems.add(f"CronSchedule.day must be one of {names}, "
                          f"got {type(self.day).__name__}")
         elif fine and not self.plan().can_fire():
-            problems.add(
-                "cron schedule can never fire",
-                notes=["no selected day of month exists in any selected month "
-                       "(February counts 29 days)"],
-            )
+            why = "no selected day of month exists in any selected month (February counts 29)"
+            problems.add("cron schedule can never fire", notes=[why])
         problems.raise_if_any()
 
     def plan(self) -> CronPlan:

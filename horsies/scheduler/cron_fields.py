@@ -107,8 +107,8 @@ class CronField:
     def _step_problems(self, step: int) -> list[str]:
         if step <= self.span:
             return []
-        return [f"step {step} exceeds the field's span {self.span} (it could only ever select "
-                f"the first value; use a values term)"]
+        why = "it could only ever select the first value; use a values term"
+        return [f"step {step} exceeds the field's span {self.span} ({why})"]
 
     def _range_problems(
         self, start: int, end: int, step: int, shown: tuple[str, str] | None = None

@@ -7,6 +7,7 @@ spans (:mod:`horsies.scheduler.cron_fields`). Each is tagged by ``kind``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Generic, TypeAlias, TypeVar
 
 import msgspec
@@ -150,7 +151,7 @@ def _int_list(problems: Problems, name: str, value: object) -> bool:
     return not bad
 
 
-def _one_enum(problems: Problems, name: str, items: list[object]) -> None:
+def _one_enum(problems: Problems, name: str, items: Sequence[object]) -> None:
     """Every item is a Weekday, or every item is a Month."""
     kinds = {type(item) for item in items}
     if not kinds <= {Weekday, Month}:

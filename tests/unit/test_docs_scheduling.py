@@ -18,7 +18,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "scheduling.md"
 
 
 def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    return re.findall(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL)
 
 
 def test_the_doc_has_its_examples() -> None:

@@ -111,7 +111,7 @@ INVALID: list[tuple[str, Callable[[], object], str]] = [
      "MonthlySchedule.day must be between 1 and 31, got 0"),
     ("monthly-day-32", lambda: MonthlySchedule(day=32, time=time(1)),
      "MonthlySchedule.day must be between 1 and 31, got 32"),
-    ("monthly-time", lambda: MonthlySchedule(day=1, time=time(1, tzinfo=timezone.utc)),
+    ("monthly-time", lambda: MonthlySchedule(day=1, time=time(1, tzinfo=UTC)),
      "MonthlySchedule.time must be a time without tzinfo"),
     # terms
     ("step-0", lambda: CronStep(step=0), "CronStep.step must be >= 1, got 0"),
@@ -244,7 +244,7 @@ def test_wall_times_drop_microseconds() -> None:
 
 def test_enum_order_and_values() -> None:
     assert [d.value for d in Weekday][:2] == ["monday", "tuesday"] and len(Weekday) == 7
-    assert list(Month)[0] is Month.JANUARY and Month.DECEMBER == "december"
+    assert next(iter(Month)) is Month.JANUARY and Month.DECEMBER == "december"
 
 
 def test_the_day_29_of_february_can_fire() -> None:
