@@ -70,6 +70,7 @@ class Scheduler:
         self._repair_every = max(1, round(REPAIR_PERIOD_S / config.check_interval_seconds))
         self._ticks = 0
         self._repair_pending = True
+        self._tick_error: str | None = None  # the last failure of steps 2-3, logged once
 
     # -- lifetime -----------------------------------------------------------------
 
@@ -158,10 +159,20 @@ class Scheduler:
                 await self._repair(now)
             due = await self._store.due(names, now)
         except Exception as exc:  # noqa: BLE001 - logged; the next tick tries again
-            log.error("Scheduler tick failed: %s: %s", type(exc).__name__, exc)
+            self._tick_failed(exc)
             return
+        if self._tick_error is not None:
+            log.info("Scheduler ticks work again")
+            self._tick_error = None
         for name in due:
             await self._guarded(self._entries[name], self._process, now)
+
+    def _tick_failed(self, exc: Exception) -> None:
+        """Log a failed tick; the same failure again (a database outage) only at DEBUG."""
+        text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        level = logging.DEBUG if text == self._tick_error else logging.ERROR
+        log.log(level, "Scheduler tick failed: %s; trying again next tick", text)
+        self._tick_error = text
 
     async def _repair(self, now: datetime) -> None:
         missing = await self._store.missing(list(self._entries))

@@ -440,3 +440,40 @@ def test_the_next_run_is_computed_in_the_entry_zone(pg_url: str) -> None:
     expected = calculate_next_run(pattern, at(0), "Asia/Kolkata")
     assert expected == at(1800)  # Kolkata is UTC+05:30
     assert state(pg_url)["next_run_at"] == expected  # type: ignore[index]
+
+
+def test_a_lost_database_is_logged_once_and_the_ticks_resume(pg_url: str, logs: Any) -> None:
+    app = make_app(pg_url, entry())
+    clock = Clock(at(0))
+    sched = scheduler(app, clock)
+
+    async def body() -> None:
+        await sched.initialize()
+        sched._store._url = "postgresql://nobody@127.0.0.1:1/none"
+        await sched._store.close()  # the lock connection is gone and cannot come back
+        for moment in (61, 62, 63):
+            clock.at(moment)
+            await sched.tick()
+        sched._store._url = pg_url
+        clock.at(64)
+        await sched.tick()
+        await sched.close()
+
+    run(app, body)
+    assert logs.text.count("Scheduler tick failed: OperationalError") == 1
+    assert "Scheduler ticks work again" in logs.text
+    assert slots(pg_url) == [at(60)]
+
+
+def test_a_v1_database_gains_the_state_table(pg_url: str) -> None:
+    from horsies.db.schema import CURRENT_SCHEMA_VERSION, ensure_schema_initialized
+
+    execute(pg_url, "DROP TABLE horsies_schedule_state")
+    execute(pg_url, "DELETE FROM horsies_schema_version WHERE version >= 2")
+    for _ in range(2):  # idempotent
+        with psycopg.connect(pg_url) as conn:
+            assert ensure_schema_initialized(conn) == CURRENT_SCHEMA_VERSION == 2
+    with psycopg.connect(pg_url) as conn:
+        versions = conn.execute("SELECT version FROM horsies_schema_version ORDER BY 1").fetchall()
+        table = conn.execute("SELECT to_regclass('horsies_schedule_state')").fetchone()
+    assert versions == [(1,), (2,)] and table == ("horsies_schedule_state",)
