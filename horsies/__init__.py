@@ -20,9 +20,10 @@ from horsies.config import (
     QueueMode,
     RecoveryConfig,
     RetryPolicy,
+    ScheduleConfig,
+    TaskSchedule,
     WorkerResilienceConfig,
 )
-from horsies.config.schedule import ScheduleConfig, TaskSchedule
 from horsies.errors import (
     ConfigurationError,
     ErrorCode,
