@@ -5,6 +5,8 @@ Phases, in order; each stops the run when it found errors:
 1. config: enforced when ``AppConfig`` is built, nothing to do here;
 2. task imports (with the workflow validation that runs while modules import);
 3.1 workflow definitions, 3.2 workflow builders, 3.3 undecorated builders;
+4. schedules: each enabled entry of ``AppConfig.schedule`` can run (scheduling.md
+   §12.2), one error per bad entry;
 5. runtime policy safety (exception mappers, default codes, retry policies);
 6. broker, only with ``live=True``: one short-lived connection and ``SELECT 1``.
 
@@ -64,6 +66,7 @@ def run_checks(app: Horsies, *, live: bool = False) -> list[HorsiesError]:
         _check_workflow_definitions,
         _check_workflow_builders,
         _check_undecorated_builders,
+        _check_schedules,
         _check_runtime_policy,
     )
     for phase in phases:
@@ -495,6 +498,17 @@ def _check_undecorated_builders(app: Horsies, modules: list[ModuleType]) -> list
                 f"takes parameters),\nor set {name}.__horsies_no_check__ = True to skip it",
             ).with_location(_location_of(obj)))
     return errors
+
+
+# -- phase 4: schedules -------------------------------------------------------
+
+
+def _check_schedules(app: Horsies, modules: list[ModuleType]) -> list[HorsiesError]:
+    if app.config.schedule is None:
+        return []
+    from horsies.scheduler.validation import schedule_errors
+
+    return schedule_errors(app, app.config.schedule)
 
 
 # -- phase 5: runtime policy safety -------------------------------------------

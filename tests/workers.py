@@ -1,4 +1,5 @@
-"""Real `horsies worker` processes started from the CLI, for e2e and integration tests.
+"""Real `horsies worker` and `horsies scheduler` processes started from the CLI, for e2e
+and integration tests.
 
 Registered as a pytest plugin by tests/conftest.py.
 """
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,14 @@ HORSIES = [sys.executable, "-m", "horsies.cli"]
 
 
 class WorkerProcess:
-    """A `horsies worker` subprocess whose stderr is read line by line."""
+    """A `horsies worker` (or other `command`) subprocess whose output is read line by line."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, args: list[str], cwd: Path, env: dict[str, str], command: str = "worker"
+    ) -> None:
+        self.command = command
         self.proc = subprocess.Popen(
-            HORSIES + ["worker", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+            HORSIES + [command, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         self.lines: list[str] = []
@@ -52,7 +57,9 @@ class WorkerProcess:
                 break
             if text in line:
                 return
-        raise AssertionError(f"worker never logged {text!r}; output:\n{''.join(self.lines)}")
+        raise AssertionError(
+            f"{self.command} never logged {text!r}; output:\n{''.join(self.lines)}"
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
@@ -79,18 +86,34 @@ def worker_env(pg_url: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[object]:
+@contextmanager
+def _processes(tmp_path: Path, command: str) -> Iterator[Any]:
+    """A `start(args, env, cwd=None)` function; every process it started is killed at the end."""
     started: list[WorkerProcess] = []
 
     def start(args: list[str], env: dict[str, str], cwd: Path | None = None) -> WorkerProcess:
-        worker = WorkerProcess(args, cwd or tmp_path, env)
-        started.append(worker)
-        return worker
+        process = WorkerProcess(args, cwd or tmp_path, env, command=command)
+        started.append(process)
+        return process
 
-    yield start
-    for worker in started:
-        worker.kill()
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.kill()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[object]:
+    with _processes(tmp_path, "worker") as start:
+        yield start
+
+
+@pytest.fixture
+def start_scheduler(tmp_path: Path) -> Iterator[object]:
+    """Start `horsies scheduler ARGS` processes; each is killed at the end of the test."""
+    with _processes(tmp_path, "scheduler") as start:
+        yield start
 
 
 @pytest.fixture

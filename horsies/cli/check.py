@@ -25,7 +25,7 @@ __all__ = ["check", "speedups_line"]
 CHECK_HELP = """Validate an app without starting anything.
 
 Runs the phased validation that workers and schedulers run at start
-(task imports, workflows, runtime policy); with --live also connects to the
+(task imports, workflows, schedules, runtime policy); with --live also connects to the
 database and runs SELECT 1. Nothing in the database is created or changed.
 
 Examples:

@@ -14,6 +14,7 @@ from horsies.config.queues import CustomQueueConfig, QueueMode
 from horsies.config.recovery import RecoveryConfig
 from horsies.config.resilience import WorkerResilienceConfig
 from horsies.config.retry import RetryPolicy, retry_policy_problem
+from horsies.config.schedule import ScheduleConfig, TaskSchedule
 
 __all__ = [
     "DEFAULT_CLAIM_LEASE_MS",
@@ -25,6 +26,8 @@ __all__ = [
     "QueueMode",
     "RecoveryConfig",
     "RetryPolicy",
+    "ScheduleConfig",
+    "TaskSchedule",
     "WorkerResilienceConfig",
     "exception_mapper_problems",
     "mask_url",

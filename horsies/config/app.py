@@ -6,7 +6,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, Final, TypeAlias, cast
+from typing import Final, TypeAlias, cast
 
 import msgspec
 import msgspec.structs
@@ -17,6 +17,7 @@ from horsies.config.postgres import PostgresConfig
 from horsies.config.queues import CustomQueueConfig, QueueMode
 from horsies.config.recovery import RecoveryConfig
 from horsies.config.resilience import WorkerResilienceConfig
+from horsies.config.schedule import ScheduleConfig
 from horsies.errors import ErrorCode
 
 __all__ = [
@@ -87,8 +88,7 @@ class AppConfig(msgspec.Struct, kw_only=True, frozen=True):
     max_claim_renew_age_ms: int = 180_000
     recovery: RecoveryConfig = msgspec.field(default_factory=RecoveryConfig)
     resilience: WorkerResilienceConfig = msgspec.field(default_factory=WorkerResilienceConfig)
-    # ScheduleConfig (scheduling.md) is defined elsewhere; _check_schedule accepts it or None.
-    schedule: Any = None
+    schedule: ScheduleConfig | None = None
     exception_mapper: ExceptionMapper = msgspec.field(default_factory=dict)
     default_unhandled_error_code: str = DEFAULT_UNHANDLED_ERROR_CODE
     resend_on_transient_err: bool = False
@@ -164,16 +164,17 @@ def _struct_lines(title: str, struct: msgspec.Struct) -> list[str]:
     ]
 
 
-def _schedule_lines(schedule: Any) -> list[str]:
-    entries = getattr(schedule, "schedules", None) or []
+def _schedule_lines(schedule: ScheduleConfig) -> list[str]:
     lines = [
         "  schedule:",
-        f"    enabled: {getattr(schedule, 'enabled', True)}",
-        f"    check_interval_seconds: {getattr(schedule, 'check_interval_seconds', '?')}",
-        f"    schedules: {len(entries)}",
+        f"    enabled: {schedule.enabled}",
+        f"    check_interval_seconds: {schedule.check_interval_seconds}",
+        f"    schedules: {len(schedule.schedules)}",
     ]
     lines.extend(
-        f"      - {getattr(e, 'name', '?')} -> {getattr(e, 'task_name', '?')}" for e in entries
+        f"      - {e.name} -> {e.task_name} ({e.pattern.summary()}, {e.timezone})"
+        + ("" if e.enabled else " [disabled]")
+        for e in schedule.schedules
     )
     return lines
 
@@ -241,28 +242,9 @@ def _check_custom_queues(queues: object, checks: Collector) -> bool:
 
 
 def _check_schedule(schedule: object, checks: Collector) -> bool:
-    """``None`` or a ``ScheduleConfig`` (matched by class name until that module exists)."""
-    if schedule is None:
-        return True
-    schedule_cls = _schedule_config_class()
-    if schedule_cls is not None:
-        fine = isinstance(schedule, schedule_cls)
-    else:
-        fine = type(schedule).__name__ == "ScheduleConfig"
-    if fine:
-        return True
-    return checks.add(
-        f"schedule must be a ScheduleConfig or None (got {type(schedule).__name__})",
-        code=ErrorCode.CONFIG_INVALID_SCHEDULE,
+    return checks.check_instance(
+        "schedule", schedule, ScheduleConfig, optional=True, code=ErrorCode.CONFIG_INVALID_SCHEDULE
     )
-
-
-def _schedule_config_class() -> type[Any] | None:
-    try:
-        from horsies.config.schedule import ScheduleConfig  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return ScheduleConfig  # type: ignore[no-any-return]
 
 
 def _check_queues(config: AppConfig, checks: Collector, ok: dict[str, bool]) -> None:

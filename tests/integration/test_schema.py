@@ -44,7 +44,8 @@ CHANNELS = ("task_new", "task_queue_default", "task_queue_other", "horsies_task_
             "task_done", "horsies_worker_state")
 
 TABLES = {"horsies_tasks", "horsies_task_attempts", "horsies_heartbeats",
-          "horsies_worker_states", "horsies_schema_version", "horsies_child_marks"}
+          "horsies_worker_states", "horsies_schema_version", "horsies_child_marks",
+          "horsies_schedule_state"}
 INDEXES = {
     "horsies_tasks_pkey", "idx_horsies_tasks_claimable", "idx_horsies_tasks_lease",
     "idx_horsies_tasks_active", "idx_horsies_tasks_deadline",
@@ -54,7 +55,8 @@ INDEXES = {
     "horsies_heartbeats_pkey", "idx_horsies_heartbeats_sender_role_sent",
     "idx_horsies_heartbeats_sent_brin", "horsies_worker_states_pkey",
     "idx_horsies_worker_states_worker_snapshot", "idx_horsies_worker_states_snapshot_at",
-    "horsies_schema_version_pkey", "horsies_child_marks_pkey",
+    "horsies_schema_version_pkey", "horsies_child_marks_pkey", "horsies_schedule_state_pkey",
+    "idx_horsies_schedule_state_next_run",
 }
 TRIGGERS = {
     ("horsies_worker_states", "horsies_worker_state_notify_trigger",
