@@ -6,6 +6,7 @@ HORSIES_DATABASE_URL, which replaces the placeholder URL.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from horsies import (
@@ -34,6 +35,14 @@ def _app(**fields: Any) -> Horsies:
 
 
 def beat() -> TaskResult[str, TaskError]:
+    """With SCHEDULE_LEDGER set, each execution appends its process id to that file."""
+    ledger = os.environ.get("SCHEDULE_LEDGER")
+    if ledger:
+        fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
     return TaskResult(ok="beat")
 
 
