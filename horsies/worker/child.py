@@ -243,8 +243,12 @@ class Runner:
         now = time.perf_counter()
         if not self.unsent:
             self.oldest = now
-        self.unsent.append((seq, ok, result_json, code, message, started_at, now - begun))
-        if not self.queue or len(self.unsent) >= _FLUSH_COUNT or now - self.oldest >= _FLUSH_AGE_S:
+        took = now - begun
+        self.unsent.append((seq, ok, result_json, code, message, started_at, took))
+        # A task of a millisecond or more is likely followed by another: its result
+        # would wait out that one too, so it goes at once.
+        if (not self.queue or len(self.unsent) >= _FLUSH_COUNT or took >= _FLUSH_AGE_S
+                or now - self.oldest >= _FLUSH_AGE_S):
             self.flush(waiting=False)
 
     def flush(self, waiting: bool) -> None:

@@ -1,4 +1,4 @@
-"""A cycle whose commit landed but whose acknowledgement was lost.
+"""Cycles that failed: a commit that landed unacknowledged, run positions left unused.
 
 A cycle that fails with a connection error may still have committed: its
 starts are RUNNING on the named children, but no child received them. Before
@@ -80,3 +80,36 @@ def test_a_start_committed_without_acknowledgement_runs_once_on_its_child(
     said = caplog.text
     assert "4 task(s) started before the connection was lost handed out" in said
     assert "result dropped" not in said  # a second run would have been refused and logged
+
+
+async def _after_burned_positions(module: Any, url: str, burned: int) -> int:
+    worker = Worker(module.app, WorkerConfig(app_locator="tests.integration.apps:app",
+                                             processes=1, sys_path_roots=[str(REPO)],
+                                             loglevel=logging.WARNING))
+    runner = asyncio.ensure_future(worker.run_forever())
+    try:
+        await asyncio.wait_for(worker.wait_started(), 60)
+        while not all(child.ready for child in worker.pool.children):
+            await asyncio.sleep(0.05)
+        # Failed cycles reserve run positions and never use them.
+        worker.pool.children[0].next_seq += burned
+        handles = module.add.send_many([(n, 1) for n in range(400)]).ok_value
+        for _ in range(1200):
+            done = rows(url, "SELECT count(*) FROM horsies_tasks WHERE status = 'COMPLETED'")
+            if done == [(len(handles),)]:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(runner, 60)
+    return len(handles)
+
+
+def test_a_gap_in_run_positions_wider_than_the_allowance_does_not_stall_a_child(
+    apps: Any, pg_url: str
+) -> None:
+    from horsies.worker.main import START_ALLOWANCE
+
+    sent = asyncio.run(_after_burned_positions(apps, pg_url, 10 * START_ALLOWANCE))
+    assert rows(pg_url, "SELECT count(*) FROM horsies_tasks WHERE status = 'COMPLETED'") == [
+        (sent,)]
