@@ -40,6 +40,7 @@ __all__ = [
     "SchemaStep",
     "SqlFileError",
     "descriptions",
+    "cycle_statement",
     "listen",
     "load_queries",
     "load_schema_steps",
@@ -235,3 +236,12 @@ def listen(channel: str) -> sql.Composed:
     from psycopg import sql
 
     return sql.SQL(queries["channel_listen"]).format(channel=sql.Identifier(channel))
+
+
+def cycle_statement(most_slots: int) -> LiteralString:
+    """`worker_cycle` for a worker whose cycles start at most `most_slots` tasks
+    (the limit is part of the plan; see the statement)."""
+    from psycopg import sql
+
+    text = sql.SQL(queries["worker_cycle"]).format(run_limit=sql.Literal(max(0, most_slots)))
+    return _trusted(text.as_string())

@@ -106,24 +106,29 @@ WITH ok(id, pid, result, started) AS (
     SELECT * FROM unnest(string_to_array(%(slot_pids)s, ',')::int[],
                          string_to_array(%(slot_seqs)s, ',')::int[]) WITH ORDINALITY
 ), picked AS (
-    -- Claim order within each served queue, queues in their order; the first
-    -- rows go to the first slots.
-    SELECT p.id, row_number() OVER (ORDER BY q.n, p.priority, p.enqueued_at, p.id) AS n
-    FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, n)
-    CROSS JOIN LATERAL (
-        SELECT c.id, c.priority, c.enqueued_at
-        FROM horsies_tasks AS c
-        WHERE c.status = 'PENDING'
-          AND c.queue_name = q.name
-          AND c.enqueued_at <= statement_timestamp()
-          AND (c.next_retry_at IS NULL OR c.next_retry_at <= statement_timestamp())
-          AND (c.good_until IS NULL OR c.good_until > statement_timestamp())
-        ORDER BY c.priority, c.enqueued_at, c.id
+    -- Claim order: queues in their order, and within each the claim order of
+    -- its index (the nested loop keeps both), so the statement's LIMIT stops
+    -- pulling, and locking, once every slot has a row. {run_limit}, the most
+    -- slots one cycle of this worker can have, is fixed when the worker starts:
+    -- a generic plan with a parameter there sorts every pending row instead.
+    SELECT p.id, row_number() OVER () AS n
+    FROM (
+        SELECT c.id
+        FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, n)
+        CROSS JOIN LATERAL (
+            SELECT c.id
+            FROM horsies_tasks AS c
+            WHERE c.status = 'PENDING'
+              AND c.queue_name = q.name
+              AND c.enqueued_at <= statement_timestamp()
+              AND (c.next_retry_at IS NULL OR c.next_retry_at <= statement_timestamp())
+              AND (c.good_until IS NULL OR c.good_until > statement_timestamp())
+            ORDER BY c.priority, c.enqueued_at, c.id
+            LIMIT {run_limit}
+            FOR UPDATE SKIP LOCKED
+        ) AS c
         LIMIT %(slots)s
-        FOR UPDATE SKIP LOCKED
     ) AS p
-    ORDER BY 2
-    LIMIT %(slots)s
 ), started AS (
     UPDATE horsies_tasks AS t
     SET status = 'RUNNING', claimed = FALSE, claimed_at = statement_timestamp(),

@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from horsies.sql import queries
+from horsies.sql import cycle_statement, queries
 from horsies.worker import protocol
 from horsies.worker.children import Child, ChildPool, Handed
 from horsies.worker.claimer import ReadyQueue, ReadyTask
@@ -71,6 +71,9 @@ class Cycle:
         # Children named in a cycle whose commit may have landed unacknowledged.
         self.uncertain: set[Child] = set()
         self.busy = False
+        # Where no cap counts, a cycle starts at most a run for every child.
+        self.statement = cycle_statement(0 if ready is not None
+                                         else pool.size * sizing.max_run_size)
 
     # -- intake (the pool's events) -------------------------------------------
 
@@ -345,7 +348,7 @@ class _Plan:
     async def _run(self, conn: psycopg.AsyncConnection[Any], stmt: Statement
                    ) -> list[tuple[Any, ...]]:
         cycle = self.cycle
-        cur = await conn.execute(queries["worker_cycle"], stmt.params(
+        cur = await conn.execute(cycle.statement, stmt.params(
             cycle.worker_id, cycle.hostname, cycle.queues))
         return await cur.fetchall()
 

@@ -24,7 +24,7 @@ from horsies.config import RecoveryConfig
 from horsies.db.broker import is_transient
 from horsies.info import BrokerErrorCode, BrokerOperationError
 from horsies.result import Err, Ok, Result
-from horsies.sql import queries
+from horsies.sql import cycle_statement, queries
 from horsies.worker.connections import Connections
 from horsies.worker.endings import WORKER_CRASHED, Statement, crash_result_json, retry_after
 
@@ -128,7 +128,7 @@ async def recover_child(tx: Tx, worker_id: str, pid: int, threshold_ms: int,
             result = crash_result_json(reason, worker_id, host, pid, started, now, extra)
             delay = retry_after(task_id, options, retries, max_retries, WORKER_CRASHED)
             stmt.fail(task_id, pid, result, WORKER_CRASHED, reason, reason, delay, None)
-        cur = await conn.execute(queries["worker_cycle"], stmt.params(worker_id, "", []))
+        cur = await conn.execute(cycle_statement(0), stmt.params(worker_id, "", []))
         for row in await cur.fetchall():
             if row[0] == "F" and row[8] == 1 and on_retry is not None:
                 on_retry(row[3], row[7], row[11])

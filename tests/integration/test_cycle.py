@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from horsies import TaskHandle, TaskStatus
-from horsies.sql import queries
+from horsies.sql import cycle_statement, queries
 from horsies.worker.endings import Statement
 
 WORKER = "worker-a"
@@ -47,7 +47,7 @@ def running(conn: psycopg.Connection[Any], *, worker: str = WORKER, pid: int = 7
 
 def cycle(conn: psycopg.Connection[Any], stmt: Statement, worker: str = WORKER
           ) -> list[tuple[Any, ...]]:
-    return conn.execute(queries["worker_cycle"],
+    return conn.execute(cycle_statement(512),
                         stmt.params(worker, "host", ["default"])).fetchall()
 
 

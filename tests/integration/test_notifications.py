@@ -21,7 +21,7 @@ import pytest
 from psycopg import sql
 
 from horsies import Horsies
-from horsies.sql import queries
+from horsies.sql import cycle_statement, queries
 from horsies.worker.endings import Statement
 
 SENTINEL = "horsies_test_sentinel"
@@ -120,7 +120,7 @@ def _running(conn: psycopg.Connection[Any], n: int, pid: int = 7) -> list[str]:
 
 
 def _cycle(conn: psycopg.Connection[Any], stmt: Statement) -> list[tuple[Any, ...]]:
-    return conn.execute(queries["worker_cycle"],
+    return conn.execute(cycle_statement(512),
                         stmt.params(WORKER, "host", ["default"])).fetchall()
 
 

@@ -600,7 +600,7 @@ def test_footprint_of_finished_tasks(conn: psycopg.Connection[Any]) -> None:
     The figures are printed (run with ``-s``); the assertion guards the size of
     the tables right after the drain, as workload W5 measures it.
     """
-    from horsies.sql import queries
+    from horsies.sql import cycle_statement, queries
     from horsies.worker.endings import Statement
 
     n, run = 20_000, 256
@@ -625,7 +625,7 @@ def test_footprint_of_finished_tasks(conn: psycopg.Connection[Any]) -> None:
             seq += 1
             stmt.slot_pids.append(4242 + k % 2)
             stmt.slot_seqs.append(seq)
-        rows = conn.execute(queries["worker_cycle"],
+        rows = conn.execute(cycle_statement(512),
                             stmt.params(worker, "bench-host", ["default"])).fetchall()
         started = [(row[3], row[1]) for row in rows if row[0] == "S"]
         if not started:
