@@ -317,7 +317,9 @@ def _locate_app(locator: str, use_project_root: bool) -> LocatedApp:
         )
         module_name, is_file = module_part, False
     app, found_attr = _pick_app(module, module_name, attr)
-    _log().info("Discovered horsies '%s' from %s", found_attr, module_name)
+    # Said once by the command; a worker's children find the same app quietly.
+    level = logging.DEBUG if os.environ.get("HORSIES_CHILD_PROCESS") == "1" else logging.INFO
+    _log().log(level, "Discovered horsies '%s' from %s", found_attr, module_name)
     if debug_imports_enabled():
         _log().debug("Import roots: %s", roots)
         _log().debug("Imported app module: %s", module_name)

@@ -202,6 +202,9 @@ def _run(
 ) -> int:
     from horsies.banner import print_banner
 
+    from horsies.worker.config import WorkerConfig
+    from horsies.worker.main import spawn_children
+
     log = get_logger("cli")
     located = locate_app_or_exit(locator)
     app = located.app
@@ -209,17 +212,6 @@ def _run(
     log.info("horsies running as worker")
     served = served_queues(app, queues)
     log.info("Worker will process queues: [%s]", ", ".join(served))
-
-    errors = app.check(live=False)
-    if errors:
-        print_errors(errors, "worker-startup")
-        return EXIT_ERROR
-    if not import_tasks_for_start(app):
-        return EXIT_ERROR
-    print_banner(app, "worker", queues=served)
-
-    from horsies.worker import WorkerConfig, run_worker
-
     config = WorkerConfig(
         app_locator=located.child_locator,
         queues=None if queues is None else served,
@@ -232,6 +224,24 @@ def _run(
         loglevel=parse_loglevel(loglevel),
         shutdown_timeout_s=shutdown_timeout,
     )
-    # run_worker's first step is the schema check (workers.md section 2 step 6).
-    log.info("Ensuring Postgres schema and triggers are initialized...")
-    return int(run_worker(app, config))
+    # The children import the app while this process checks it, prints the
+    # banner and connects: the first task starts as soon as one is ready.
+    children = spawn_children(config)
+    try:
+        errors = app.check(live=False)
+        if errors:
+            print_errors(errors, "worker-startup")
+            return EXIT_ERROR
+        if not import_tasks_for_start(app):
+            return EXIT_ERROR
+        print_banner(app, "worker", queues=served)
+
+        from horsies.worker.run import run_worker
+
+        # run_worker's first step is the schema check (workers.md section 2 step 6).
+        log.info("Ensuring Postgres schema and triggers are initialized...")
+        started, children = children, []
+        return int(run_worker(app, config, started))
+    finally:
+        for child in children:  # not handed to a worker
+            child.kill()

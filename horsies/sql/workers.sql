@@ -102,9 +102,12 @@ WITH ok(id, pid, result, started) AS (
     WHERE t.id = b.id AND t.status = %(running)s
       AND t.claimed_by_worker_id = %(worker_id)s AND t.worker_pid = b.pid
     RETURNING t.id, t.queue_name
-), slot(pid, seq, n) AS (
-    SELECT * FROM unnest(string_to_array(%(slot_pids)s, ',')::int[],
-                         string_to_array(%(slot_seqs)s, ',')::int[]) WITH ORDINALITY
+), slot AS MATERIALIZED (
+    -- Slot n is the child pids[n] at run position seqs[n]: read by subscript,
+    -- which costs the same whatever the plan (a join on n need not). The
+    -- arrays are parsed once, not once per row.
+    SELECT string_to_array(%(slot_pids)s, ',')::int[] AS pids,
+           string_to_array(%(slot_seqs)s, ',')::int[] AS seqs
 ), picked AS (
     -- Claim order: queues in their order, and within each the claim order of
     -- its index (the nested loop keeps both), so the statement's LIMIT stops
@@ -133,13 +136,13 @@ WITH ok(id, pid, result, started) AS (
     UPDATE horsies_tasks AS t
     SET status = 'RUNNING', claimed = FALSE, claimed_at = statement_timestamp(),
         claimed_by_worker_id = %(worker_id)s, claim_expires_at = NULL,
-        started_at = statement_timestamp(), worker_pid = slot.pid,
-        worker_hostname = %(hostname)s, worker_process_name = 'worker-' || slot.pid,
-        run_seq = slot.seq, updated_at = statement_timestamp()
-    FROM picked JOIN slot USING (n)
+        started_at = statement_timestamp(), worker_pid = slot.pids[picked.n],
+        worker_hostname = %(hostname)s, worker_process_name = 'worker-' || slot.pids[picked.n],
+        run_seq = slot.seqs[picked.n], updated_at = statement_timestamp()
+    FROM picked, slot
     WHERE t.id = picked.id
-    RETURNING slot.pid, slot.seq, t.id, t.task_name, t.args, t.kwargs, t.queue_name,
-              t.retry_count, t.max_retries, t.task_options
+    RETURNING slot.pids[picked.n] AS pid, slot.seqs[picked.n] AS seq, t.id, t.task_name,
+              t.args, t.kwargs, t.queue_name, t.retry_count, t.max_retries, t.task_options
 ), confirmed AS (
     -- T4 for tasks a claim pass reserved, where a cap counts.
     UPDATE horsies_tasks AS t

@@ -3,9 +3,11 @@
 Each child is a fresh interpreter (`python -c ...`), started without the
 multiprocessing machinery: a socket pair carries the frames, and an 8-byte
 shared mapping holds the run position of the task the child began last
-(runs.md §3). The event loop reads each socket and learns of each exit the
-moment it happens; writes to a child are buffered by the loop, so a child
-busy with a long task never blocks the main process.
+(runs.md §3). Children can be started before the event loop exists (the
+command line starts them first, so they import the app while the worker
+connects); the pool adopts them: the loop reads each socket and learns of each
+exit the moment it happens, and writes to a child are buffered by the loop, so
+a child busy with a long task never blocks the main process.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import logging
 import mmap
 import os
 import socket
+import subprocess
 import sys
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,7 +69,8 @@ class Child:
     closed: bool = False
     reported: bool = False  # its death went to the pool's handler
     last_started: int = 0  # `started` as the shared mapping held it at the end
-    _process: Any = None
+    _proc: subprocess.Popen[bytes] | None = None
+    _socket: socket.socket | None = None  # until the pool adopts the child
     _channel: Any = None
     _marks: mmap.mmap | None = None
     _started: memoryview | None = None
@@ -89,18 +94,19 @@ class Child:
             self._channel.write(protocol.frame(message))
 
     def kill(self) -> None:
-        if self._process is not None and not self.exited:
+        if self._proc is not None and not self.exited:
             try:
-                self._process.kill()
+                self._proc.kill()
             except ProcessLookupError:
                 pass
 
     def release(self) -> None:
         """Free the transports and the shared mapping once the child is gone;
         `last_started` keeps what the mapping held."""
-        for transport in (self._process, self._channel):
-            if transport is not None:
-                transport.close()
+        if self._channel is not None:
+            self._channel.close()
+        if self._socket is not None:
+            self._socket.close()
         if self._started is not None:
             self.last_started = int(self._started[0])
             self._started.release()
@@ -151,21 +157,38 @@ class _Channel(asyncio.Protocol):
         _report_if_gone(self.child, self.events)
 
 
-class _Process(asyncio.SubprocessProtocol):
-    def __init__(self, child: Child, events: PoolEvents) -> None:
-        self.child = child
-        self.events = events
+def _watch_exit(loop: asyncio.AbstractEventLoop, child: Child, events: PoolEvents) -> None:
+    """Report the child's exit to the loop: through a pidfd where the system has
+    one (Linux), else from a thread that waits for it."""
+    try:
+        fd = os.pidfd_open(child.pid)
+    except (AttributeError, OSError):
+        threading.Thread(target=_wait_for_exit, args=(loop, child, events), daemon=True,
+                         name=f"horsies-child-{child.pid}").start()
+        return
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.child._process = transport
+    def exited() -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+        _exited(child, events, child._proc.wait())
 
-    def process_exited(self) -> None:
-        child = self.child
-        child.exited = True
-        child.exit_code = child._process.get_returncode()
-        # The socket reports the end of the stream after the last frame, which
-        # a dying child may still have in flight: the death waits for both.
-        _report_if_gone(child, self.events)
+    loop.add_reader(fd, exited)
+
+
+def _wait_for_exit(loop: asyncio.AbstractEventLoop, child: Child, events: PoolEvents) -> None:
+    code = child._proc.wait()
+    try:
+        loop.call_soon_threadsafe(_exited, child, events, code)
+    except RuntimeError:
+        pass  # the loop is closed: the worker has stopped
+
+
+def _exited(child: Child, events: PoolEvents, code: int) -> None:
+    child.exited = True
+    child.exit_code = code
+    # The socket reports the end of the stream after the last frame, which a
+    # dying child may still have in flight: the death waits for both.
+    _report_if_gone(child, events)
 
 
 def _report_if_gone(child: Child, events: PoolEvents) -> None:
@@ -185,35 +208,26 @@ class ChildPool:
         self.start_failures = 0
         self.hook_failed = False
 
-    async def start_child(self) -> Child:
+    async def adopt(self, child: Child) -> Child:
+        """Watch a started child: its frames and its exit."""
         loop = asyncio.get_running_loop()
-        parent_end, child_end = socket.socketpair()
-        marks_fd = _shared_file()
-        child = Child()
-        try:
-            os.ftruncate(marks_fd, 8)
-            child._marks = mmap.mmap(marks_fd, 8)
-            child._started = memoryview(child._marks).cast("q")
-            spec = {"app_locator": self.spec.app_locator,
-                    "sys_path_roots": self.spec.sys_path_roots,
-                    "imports": self.spec.imports, "loglevel": self.spec.loglevel,
-                    "parent_pid": os.getpid(), "socket_fd": child_end.fileno(),
-                    "mark_fd": marks_fd}
-            transport, _ = await loop.subprocess_exec(
-                lambda: _Process(child, self.events), sys.executable, "-c", _ENTRY,
-                json.dumps(spec), stdin=None, stdout=None, stderr=None,
-                pass_fds=(child_end.fileno(), marks_fd))
-        finally:
-            child_end.close()
-            os.close(marks_fd)
-        child.pid = transport.get_pid()
         self.children.append(child)
-        await loop.connect_accepted_socket(lambda: _Channel(child, self.events), parent_end)
+        _watch_exit(loop, child, self.events)
+        sock, child._socket = child._socket, None
+        assert sock is not None
+        await loop.connect_accepted_socket(lambda: _Channel(child, self.events), sock)
         return child
 
-    async def start(self) -> None:
-        """Start every child at once (they import the app in parallel)."""
-        await asyncio.gather(*(self.start_child() for _ in range(self.size)))
+    async def start_child(self) -> Child:
+        return await self.adopt(spawn(self.spec))
+
+    async def start(self, spawned: list[Child] | None = None) -> None:
+        """Adopt the children started already; start the others. They import the
+        app in parallel; the first to be ready gets the first run."""
+        for child in spawned or ():
+            await self.adopt(child)
+        for _ in range(self.size - len(spawned or ())):
+            await self.start_child()
 
     def remove(self, child: Child) -> None:
         """Forget a child whose death has been handled."""
@@ -244,6 +258,35 @@ class ChildPool:
         while self.children and loop.time() < end:
             await asyncio.sleep(0.02)
         return not self.children
+
+
+def spawn(spec: ChildSpec) -> Child:
+    """Start one child process, without an event loop (the command line starts the
+    children before anything else); the pool adopts it later."""
+    parent_end, child_end = socket.socketpair()
+    marks_fd = _shared_file()
+    child = Child()
+    try:
+        os.ftruncate(marks_fd, 8)
+        child._marks = mmap.mmap(marks_fd, 8)
+        child._started = memoryview(child._marks).cast("q")
+        settings = {"app_locator": spec.app_locator, "sys_path_roots": spec.sys_path_roots,
+                    "imports": spec.imports, "loglevel": spec.loglevel,
+                    "parent_pid": os.getpid(), "socket_fd": child_end.fileno(),
+                    "mark_fd": marks_fd}
+        child._proc = subprocess.Popen(
+            [sys.executable, "-c", _ENTRY, json.dumps(settings)],
+            pass_fds=(child_end.fileno(), marks_fd))
+    except BaseException:
+        parent_end.close()
+        child.release()
+        raise
+    finally:
+        child_end.close()
+        os.close(marks_fd)
+    child.pid = child._proc.pid
+    child._socket = parent_end
+    return child
 
 
 def _shared_file() -> int:

@@ -32,8 +32,10 @@ T = TypeVar("T")
 # commit that starts it flushes the WAL past it, so it skips its own flush.
 _OPTIONS = {
     "claim": "-c synchronous_commit=off",
-    # The cycle statement is planned once (see worker_cycle in workers.sql).
-    "cycle": "-c plan_cache_mode=force_generic_plan",
+    # The cycle statement is planned once (see worker_cycle in workers.sql), and
+    # finds every row it touches through an index: a plan made while a freshly
+    # loaded table has no statistics yet must not scan the whole table instead.
+    "cycle": "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off",
 }
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from horsies._speedups import IMPL, IMPL_ERROR, effective_max_claimed, order_queues
 from horsies.config import DEFAULT_CLAIM_LEASE_MS
 from horsies.sql import queries
-from horsies.worker.children import Child, ChildPool, ChildSpec, PoolEvents
+from horsies.worker.children import Child, ChildPool, ChildSpec, PoolEvents, spawn
 from horsies.worker.claimer import Claimer, ReadyQueue
 from horsies.worker.config import WorkerConfig
 from horsies.worker.connections import Connections
@@ -52,9 +52,13 @@ _FORCED_EXIT_S = 10.0
 
 
 class Worker:
-    def __init__(self, app: Horsies, config: WorkerConfig) -> None:
+    def __init__(self, app: Horsies, config: WorkerConfig,
+                 spawned: list[Child] | None = None) -> None:
+        """`spawned`: children started already (see `spawn_children`), adopted
+        at start; the worker starts the rest of its `processes`."""
         self.app = app
         self.config = config
+        self._spawned = spawned or []
         self.worker_id = str(uuid.uuid4())
         self.hostname = socket.gethostname()
         cfg = app.config
@@ -240,7 +244,7 @@ class Worker:
                                          + list(self.config.imports))
         finally:
             self.app.suppress_sends(False)
-        children = asyncio.ensure_future(self.pool.start())
+        children = asyncio.ensure_future(self.pool.start(self._spawned))
         try:
             roles = ["cycle", "service", "listener"] + (["claim"] if self.capped else [])
             await self.conns.open(roles)
@@ -297,6 +301,11 @@ class Worker:
         await self.conns.close()
         log.info("Worker stopped")
 
+    def _cycle_failed(self) -> bool:
+        """The cycle's service ended with an error: nothing left can be written."""
+        return any(task.get_name() == "horsies-cycle" and task.done()
+                   for task in self._services)
+
     async def _release_claims(self) -> None:
         """T5 for the ready queue's claims, so that another worker can take them."""
         if self.ready is None or not len(self.ready):
@@ -315,7 +324,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         timeout = self.config.shutdown_timeout_s
         deadline = None if timeout is None else loop.time() + timeout
-        while self.pool.children or self.cycle.pending:
+        while (self.pool.children or self.cycle.pending) and not self._cycle_failed():
             if self.forced and deadline is None:
                 deadline = loop.time() + _FORCED_EXIT_S
             if deadline is not None and loop.time() >= deadline:
@@ -326,6 +335,15 @@ class Worker:
                 self.request_stop(force=True)
                 deadline = loop.time() + _FORCED_EXIT_S
             await asyncio.sleep(0.02)
+
+
+def spawn_children(config: WorkerConfig) -> list[Child]:
+    """Start the worker's children now, before its event loop: they import the
+    app while the rest of the start-up runs. Hand them to `Worker(...)`; kill
+    them if the worker is not started after all."""
+    spec = ChildSpec(config.app_locator, list(config.sys_path_roots), list(config.imports),
+                     config.loglevel)
+    return [spawn(spec) for _ in range(config.processes)]
 
 
 def install_signal_handlers(worker: Worker) -> Callable[[], None]:

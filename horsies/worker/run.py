@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from horsies.db.broker import is_transient
 from horsies.worker.config import WorkerConfig
+from horsies.worker.children import Child
 from horsies.worker.main import Worker, install_signal_handlers
 
 if TYPE_CHECKING:
@@ -55,16 +56,18 @@ async def ensure_schema_with_retries(
     return False
 
 
-async def _main(app: Horsies, config: WorkerConfig) -> int:
-    worker = Worker(app, config)
+async def _main(app: Horsies, config: WorkerConfig, spawned: list[Child] | None) -> int:
+    worker = Worker(app, config, spawned)
     remove = install_signal_handlers(worker)
     try:
         ready = await ensure_schema_with_retries(app, lambda: worker.stopping)
         await app.get_broker().close_async()
-        if worker.stopping:
-            log.info("Worker stopped")
-            return 0
-        if not ready:
+        if worker.stopping or not ready:
+            for child in spawned or ():
+                child.kill()
+            if worker.stopping:
+                log.info("Worker stopped")
+                return 0
             return 1
         return await worker.run_forever()
     except Exception as exc:
@@ -74,11 +77,13 @@ async def _main(app: Horsies, config: WorkerConfig) -> int:
         remove()
 
 
-def run_worker(app: Horsies, config: WorkerConfig) -> int:
-    """Run a worker until it is stopped; returns the process exit code."""
+def run_worker(app: Horsies, config: WorkerConfig, spawned: list[Child] | None = None) -> int:
+    """Run a worker until it is stopped; returns the process exit code.
+
+    `spawned`: its children, started already (`spawn_children`)."""
     app.set_role("worker")
     factory = _loop_factory()
     with asyncio.Runner(loop_factory=factory) as runner:  # type: ignore[arg-type]
-        code = runner.run(_main(app, config))
+        code = runner.run(_main(app, config, spawned))
     sys.stdout.flush()
     return code

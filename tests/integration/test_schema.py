@@ -49,7 +49,7 @@ TABLES = {"horsies_tasks", "horsies_task_attempts", "horsies_heartbeats",
 INDEXES = {
     "horsies_tasks_pkey", "idx_horsies_tasks_claimable", "idx_horsies_tasks_lease",
     "idx_horsies_tasks_active", "idx_horsies_tasks_deadline",
-    "idx_horsies_tasks_terminal", "idx_horsies_tasks_error_code",
+    "idx_horsies_tasks_updated_brin", "idx_horsies_tasks_error_code",
     "horsies_task_attempts_pkey", "uq_horsies_task_attempts_task_attempt",
     "idx_horsies_task_attempts_error_code", "idx_horsies_task_attempts_finished_at",
     "horsies_heartbeats_pkey", "idx_horsies_heartbeats_sender_role_sent",

@@ -16,10 +16,15 @@ ALTER TABLE horsies_tasks ADD COLUMN IF NOT EXISTS run_seq INTEGER;
 --
 -- Every status change is a non-HOT update (status is indexed), so each index
 -- whose predicate the new row version meets costs one insertion per change.
--- Partial indexes per lifecycle phase keep that to the primary key plus one:
+-- Partial indexes per lifecycle phase keep that to the primary key plus one
+-- while a task waits or runs, and none when it ends:
 --   PENDING             idx_horsies_tasks_claimable (step 1), _deadline
 --   CLAIMED, RUNNING    idx_horsies_tasks_active (replaces _inflight and _owner)
---   terminal            idx_horsies_tasks_terminal (replaces _status_updated)
+--   terminal            a BRIN range summary of updated_at (replaces
+--                       _status_updated), which costs nothing per row: the
+--                       B-tree on (status, updated_at) took about a fifth of a
+--                       drain's time in the database (measured on the cycle
+--                       statement, 256 tasks started and 256 completed a cycle)
 -- ---------------------------------------------------------------------------
 -- Owner and child of in-flight rows: cap counts (a scan of the in-flight
 -- rows), lease renewal, the per-child stale check, a worker's own rows.
@@ -28,10 +33,10 @@ CREATE INDEX IF NOT EXISTS idx_horsies_tasks_active
     WHERE status IN ('CLAIMED', 'RUNNING');
 DROP INDEX IF EXISTS idx_horsies_tasks_inflight;
 DROP INDEX IF EXISTS idx_horsies_tasks_owner;
--- Retention and lists of finished tasks by status and age.
-CREATE INDEX IF NOT EXISTS idx_horsies_tasks_terminal
-    ON horsies_tasks (status, updated_at)
-    WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED');
+-- Retention and lists of finished tasks by age: row versions are written in
+-- time order, so the ranges of updated_at per block range are narrow.
+CREATE INDEX IF NOT EXISTS idx_horsies_tasks_updated_brin
+    ON horsies_tasks USING BRIN (updated_at);
 DROP INDEX IF EXISTS idx_horsies_tasks_status_updated;
 
 -- ---------------------------------------------------------------------------
