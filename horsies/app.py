@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import glob
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -325,7 +324,9 @@ class Horsies:
 
 def import_file(path: str) -> Any:
     """Load a task file once per process under a stable synthetic module name."""
-    digest = hashlib.sha256(path.encode()).hexdigest()[:12]
+    from hashlib import sha256  # not needed by a process that imports no file
+
+    digest = sha256(path.encode()).hexdigest()[:12]
     name = f"horsies._dynamic.{digest}"
     if name in sys.modules:
         return sys.modules[name]

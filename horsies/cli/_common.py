@@ -50,6 +50,7 @@ __all__ = [
     "locate_app",
     "locate_app_or_exit",
     "print_error",
+    "positive_seconds",
     "print_errors",
     "resolve_database_url",
     "resolve_module_argument",
@@ -130,6 +131,13 @@ def print_errors(errors: Sequence[HorsiesError], phase: str = "check") -> None:
     for error in errors:
         report.add(error)
     print(report.format_rust_style(), file=sys.stderr, flush=True)
+
+
+def positive_seconds(value: float | None) -> float | None:
+    """typer callback for a number of seconds: > 0 and finite (NaN is refused too)."""
+    if value is not None and not 0 < value < float("inf"):
+        raise typer.BadParameter(f"{value} is not a positive number of seconds")
+    return value
 
 
 def usage_error(error: BaseException) -> NoReturn:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from horsies.cli._common import LoglevelOption, checked_database_url
+from horsies.cli._common import LoglevelOption, checked_database_url, positive_seconds
 
 if TYPE_CHECKING:
     import asyncio
@@ -42,7 +42,8 @@ def demo(
     batch_size: Annotated[int, typer.Option(
         "--batch-size", min=1, max=100_000, help="Calls per send_many.")] = 1000,
     timeout: Annotated[float, typer.Option(
-        "--timeout", min=0.001, help="Seconds to wait for all tasks.")] = 300.0,
+        "--timeout", min=0.001, callback=positive_seconds,
+        help="Seconds to wait for all tasks.")] = 300.0,
     keep_data: Annotated[bool, typer.Option(
         "--keep-data", help="Keep the rows the demo created.")] = False,
     force: Annotated[bool, typer.Option(

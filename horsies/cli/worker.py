@@ -16,6 +16,7 @@ from horsies.cli._common import (
     debug_imports_enabled,
     locate_app_or_exit,
     print_error,
+    positive_seconds,
     print_errors,
     resolve_module_argument,
     usage_error,
@@ -56,12 +57,6 @@ def parse_queue_list(raw: str) -> list[str]:
 def _check_queues_option(value: str | None) -> str | None:
     if value is not None and not parse_queue_list(value):
         raise typer.BadParameter("give at least one queue name (NAME[,NAME...])")
-    return value
-
-
-def _check_shutdown_timeout(value: float | None) -> float | None:
-    if value is not None and not value > 0:  # also refuses NaN
-        raise typer.BadParameter(f"{value} is not a positive number of seconds")
     return value
 
 
@@ -169,7 +164,7 @@ def worker(
         typer.Option(
             "--shutdown-timeout",
             metavar="SECONDS",
-            callback=_check_shutdown_timeout,
+            callback=positive_seconds,
             help="Bound on the graceful drain at shutdown, in seconds (> 0).",
             show_default="wait indefinitely",
         ),
@@ -202,8 +197,8 @@ def _run(
 ) -> int:
     from horsies.banner import print_banner
 
+    import horsies.worker as workers
     from horsies.worker.config import WorkerConfig
-    from horsies.worker.main import spawn_children
 
     log = get_logger("cli")
     located = locate_app_or_exit(locator)
@@ -226,7 +221,7 @@ def _run(
     )
     # The children import the app while this process checks it, prints the
     # banner and connects: the first task starts as soon as one is ready.
-    children = spawn_children(config)
+    children = workers.spawn_children(config)
     try:
         errors = app.check(live=False)
         if errors:
@@ -236,12 +231,10 @@ def _run(
             return EXIT_ERROR
         print_banner(app, "worker", queues=served)
 
-        from horsies.worker.run import run_worker
-
         # run_worker's first step is the schema check (workers.md section 2 step 6).
         log.info("Ensuring Postgres schema and triggers are initialized...")
         started, children = children, []
-        return int(run_worker(app, config, started))
+        return int(workers.run_worker(app, config, started))
     finally:
         for child in children:  # not handed to a worker
             child.kill()

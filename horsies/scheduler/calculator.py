@@ -12,13 +12,18 @@ skipped); two mean the clock was set back (only the earlier instant is used).
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING
 
 from horsies.scheduler.cron import CronSchedule
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+# zoneinfo and calendar load when a schedule is computed: every process that
+# imports horsies (a worker's children among them) would pay for them otherwise.
 from horsies.scheduler.days import weekday_number
 from horsies.scheduler.patterns import (
     DailySchedule,
@@ -44,6 +49,8 @@ _DAY = timedelta(days=1)
 
 def load_zone(tz_str: str) -> ZoneInfo:
     """The zone named ``tz_str``, or ``ValueError("Invalid timezone …")``."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(tz_str)
     except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as exc:
@@ -140,7 +147,7 @@ def _dates(local: datetime, count: int) -> Iterator[date]:
 def _month_days(local: datetime, day: int) -> Iterator[date]:
     year, month = local.year, local.month
     for _ in range(MONTHLY_BOUND):
-        if day <= calendar.monthrange(year, month)[1]:  # shorter months are skipped
+        if day <= _days_in(year, month):  # shorter months are skipped
             yield date(year, month, day)
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
@@ -185,3 +192,9 @@ def _offset_spread(day: date, zone: tzinfo) -> timedelta:
     offsets = [(first + timedelta(minutes=15 * k)).astimezone(zone).utcoffset() or timedelta(0)
                for k in range(3 * 96 + 1)]
     return max(offsets) - min(offsets)
+
+
+def _days_in(year: int, month: int) -> int:
+    import calendar
+
+    return calendar.monthrange(year, month)[1]

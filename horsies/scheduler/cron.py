@@ -7,7 +7,6 @@ week combine, so the classic cron ambiguity never arises.
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import date
 from typing import TypeAlias
@@ -30,7 +29,8 @@ __all__ = [
 ]
 
 # February counts 29 days: a schedule for the 29th of February fires in leap years.
-_LONGEST_MONTH = {m: calendar.monthrange(2000, m)[1] for m in range(1, 13)}
+_LONGEST_MONTH = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31,
+                  11: 30, 12: 31}
 
 
 class EveryDay(msgspec.Struct, kw_only=True, frozen=True, tag_field="kind", tag="every_day"):

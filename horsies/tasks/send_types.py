@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -83,7 +82,9 @@ def enqueue_sha(
     task_options: str | None,
 ) -> str:
     """SHA-256 of the canonical JSON array of a send (tasks.md §7.4)."""
-    return hashlib.sha256(canonical_send_json([
+    from hashlib import sha256  # loaded on the first send, not by every child
+
+    return sha256(canonical_send_json([
         task_name,
         queue_name,
         priority,
@@ -119,7 +120,9 @@ def enqueue_sha_many(
         enqueue_delay_seconds,
         task_options,
     ])[1:]
-    sha256, dumps, null = hashlib.sha256, orjson.dumps, b"null"
+    from hashlib import sha256
+
+    dumps, null = orjson.dumps, b"null"
     out: list[str] = []
     append = out.append
     for args_json, kwargs_json in arguments:

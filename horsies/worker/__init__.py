@@ -13,14 +13,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from horsies.worker.config import WorkerConfig
     from horsies.worker.main import Worker
+    from horsies.worker.main import spawn_children
     from horsies.worker.run import run_worker
 
-__all__ = ["Worker", "WorkerConfig", "run_worker"]
+__all__ = ["Worker", "WorkerConfig", "run_worker", "spawn_children"]
 
 _HOMES = {
     "Worker": "horsies.worker.main",
     "WorkerConfig": "horsies.worker.config",
     "run_worker": "horsies.worker.run",
+    "spawn_children": "horsies.worker.main",
 }
 
 

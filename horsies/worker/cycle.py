@@ -39,7 +39,6 @@ from horsies.worker.endings import (
 from horsies.worker.runs import RunSizing
 
 log = logging.getLogger("horsies.worker")
-_T: dict = {}
 
 # Columns of a handed-out task, as `worker_cycle` returns it.
 _PID, _SEQ, _ID, _NAME, _ARGS, _KWARGS, _QUEUE, _RETRIES, _MAX_RETRIES, _OPTIONS = range(1, 11)
@@ -136,22 +135,14 @@ class Cycle:
         return child.live and len(child.queue) < self.sizing.size()
 
     async def _attempt(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        import time as _t
-        _T.setdefault("n", 0); _T["n"] += 1
-        t0 = _t.perf_counter()
-        if _T.get("last"): _T["idle"] = _T.get("idle", 0) + t0 - _T["last"]
         if self.uncertain:
             await self._recover(conn)
         results, self.results = self.results, []
         deaths, self.deaths = self.deaths, []
         stalled, self.stalled = self.stalled, set()
         plan = _Plan(self, results, deaths)
-        t1 = _t.perf_counter(); _T["prep"] = _T.get("prep", 0) + t1 - t0
-        _T["stalled"] = _T.get("stalled", 0) + len(stalled)
-        _T["ok"] = _T.get("ok", 0) + len(plan.stmt.ok_ids); _T["slots"] = _T.get("slots", 0) + len(plan.stmt.slot_pids)
         try:
             rows = await plan.execute(conn)
-            t2 = _t.perf_counter(); _T["db"] = _T.get("db", 0) + t2 - t1
         except BaseException:
             # Nothing of it was applied here: the next attempt plans it again,
             # with what arrived meanwhile.
@@ -161,9 +152,6 @@ class Cycle:
             self.uncertain.update(plan.starting)
             raise
         await plan.apply(rows, conn)
-        t3 = _t.perf_counter(); _T["apply"] = _T.get("apply", 0) + t3 - t2; _T["last"] = t3
-        if _T["n"] % 100 == 0:
-            import sys as _s; print("TIMING", {k: round(v, 3) if isinstance(v, float) else v for k, v in _T.items()}, file=_s.stderr)
 
     async def _recover(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Hand out what an unacknowledged cycle started, before anything else."""

@@ -79,7 +79,7 @@ class FakeWorker:
         self.exit_code = exit_code
         self.calls: list[tuple[Any, Any]] = []
 
-    def __call__(self, app: Any, config: Any) -> int:
+    def __call__(self, app: Any, config: Any, children: Any = None) -> int:
         self.calls.append((app, config))
         return self.exit_code
 
@@ -90,6 +90,8 @@ def fake_worker(monkeypatch: pytest.MonkeyPatch) -> FakeWorker:
 
     fake = FakeWorker()
     monkeypatch.setattr(horsies.worker, "run_worker", fake, raising=False)
+    # no processes in unit tests: the worker these commands would start is the fake
+    monkeypatch.setattr(horsies.worker, "spawn_children", lambda config: [], raising=False)
     return fake
 
 
@@ -258,9 +260,10 @@ def test_interrupt_before_start_is_a_clean_exit(
 ) -> None:
     import horsies.worker
 
-    def interrupted(app: Any, config: Any) -> int:
+    def interrupted(app: Any, config: Any, children: Any = None) -> int:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(horsies.worker, "run_worker", interrupted, raising=False)
+    monkeypatch.setattr(horsies.worker, "spawn_children", lambda config: [], raising=False)
     result = runner.invoke(cli, ["worker", f"{project}:app"])
     assert result.exit_code == 0
