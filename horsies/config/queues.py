@@ -56,11 +56,15 @@ class CustomQueueConfig(msgspec.Struct, kw_only=True, frozen=True):
 
     name: str
     priority: int = 1
-    max_concurrency: int = 5
+    # None: no per-queue cap, so a worker serving only uncapped queues (and no
+    # cluster_wide_cap) hands its children runs of tasks (runs.md §1).
+    max_concurrency: int | None = 5
 
     def __post_init__(self) -> None:
         checks = Collector("CustomQueueConfig", ErrorCode.CONFIG_INVALID_QUEUE_MODE)
         checks.add(queue_name_problem(self.name))
         checks.check_int("priority", self.priority, QUEUE_PRIORITY_MIN, QUEUE_PRIORITY_MAX)
-        checks.check_int("max_concurrency", self.max_concurrency, 1, QUEUE_MAX_CONCURRENCY_MAX)
+        if self.max_concurrency is not None:
+            checks.check_int("max_concurrency", self.max_concurrency, 1,
+                             QUEUE_MAX_CONCURRENCY_MAX)
         checks.raise_if_any()

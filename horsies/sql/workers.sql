@@ -308,9 +308,11 @@ WITH expired AS (
     RETURNING id
 )
 SELECT expired.id::text, n.sent
-FROM expired, (SELECT count(pg_notify('task_done', ids)) AS sent
-               FROM (SELECT string_agg(id::text, ',') AS ids FROM expired) AS a
-               WHERE ids IS NOT NULL) AS n;
+FROM expired, (SELECT count(pg_notify('task_done', c.ids)) AS sent
+               FROM (SELECT string_agg(id::text, ',') AS ids
+                     FROM (SELECT id, (row_number() OVER ()) / 200 AS chunk
+                           FROM expired) AS e
+                     GROUP BY chunk) AS c) AS n;
 
 -- name: task_release_many
 -- T5: give owned claims back (shutdown, dispatch failure); they keep their FIFO place and wake their queues.

@@ -34,7 +34,7 @@ from horsies.worker.cycle import Cycle
 from horsies.worker.listener import Listener
 from horsies.worker.liveness import Liveness
 from horsies.worker.recovery import Reaper
-from horsies.worker.runs import RunSizing
+from horsies.worker.runs import RunSizing, counts_needed
 from horsies.worker.snapshots import Snapshots, identity_row
 
 if TYPE_CHECKING:
@@ -68,8 +68,7 @@ class Worker:
         ordered = order_queues(list(self.queues),
                                {n: q.priority for n, q in custom.items()} if custom else None)
         # Runs only where no cap needs counts (runs.md §1).
-        self.capped = (cfg.cluster_wide_cap is not None or cfg.prefetch_buffer > 0
-                       or any(cap is not None for cap in caps.values()))
+        self.capped = counts_needed(cfg, caps)
         self.stopping = False
         self.forced = False
         self.exit_code = 0

@@ -10,6 +10,10 @@ without runs; tasks of a few microseconds get long runs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from horsies.config import AppConfig
+
 # Runs before the first duration is known: one task, handed to an idle child
 # only, as a long task must be.
 UNKNOWN_RUN = 1
@@ -36,3 +40,12 @@ class RunSizing:
         if self.average_s <= 0:
             return self.max_run_size
         return max(1, min(self.max_run_size, int(self.target_s / self.average_s)))
+
+
+def counts_needed(config: AppConfig, caps: Mapping[str, int | None]) -> bool:
+    """Whether a cap needs cluster-wide counts, so that runs are one task long
+    and claims go through capped claim passes: a `cluster_wide_cap`, a
+    `prefetch_buffer`, or a served queue with a `max_concurrency` (`caps`: the
+    cap of every served queue, None for none)."""
+    return (config.cluster_wide_cap is not None or config.prefetch_buffer > 0
+            or any(cap is not None for cap in caps.values()))

@@ -45,6 +45,7 @@ def test_struct_rules() -> None:
         {"name": "q", "priority": 100},
         {"name": "q", "max_concurrency": 1},
         {"name": "q", "max_concurrency": 2_147_483_647},
+        {"name": "q", "max_concurrency": None},  # no per-queue cap
     ],
 )
 def test_accepted_edges(kwargs: dict[str, Any]) -> None:
@@ -69,7 +70,7 @@ def test_accepted_edges(kwargs: dict[str, Any]) -> None:
         ({"name": "q", "max_concurrency": -1}, "max_concurrency"),
         ({"name": "q", "max_concurrency": 2_147_483_648}, "max_concurrency"),
         ({"name": "q", "max_concurrency": False}, "max_concurrency"),
-        ({"name": "q", "max_concurrency": None}, "max_concurrency"),
+        ({"name": "q", "max_concurrency": "5"}, "max_concurrency"),
     ],
 )
 def test_refused(kwargs: dict[str, Any], field: str) -> None:
