@@ -15,8 +15,8 @@ from horsies.cli._common import (
     ModuleOption,
     debug_imports_enabled,
     locate_app_or_exit,
-    print_error,
     positive_seconds,
+    print_error,
     print_errors,
     resolve_module_argument,
     usage_error,
@@ -195,9 +195,8 @@ def _run(
     queues: str | None,
     shutdown_timeout: float | None,
 ) -> int:
-    from horsies.banner import print_banner
-
     import horsies.worker as workers
+    from horsies.banner import print_banner
     from horsies.worker.config import WorkerConfig
 
     log = get_logger("cli")

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -275,10 +276,8 @@ class LoopPool:
 
 
 async def _close_quietly(conn: psycopg.AsyncConnection[Any]) -> None:
-    try:
+    with contextlib.suppress(Exception):  # it is being discarded anyway
         await conn.close()
-    except Exception:  # noqa: BLE001 - it is being discarded anyway
-        pass
 
 
 class AsyncPools:

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from horsies.worker.config import WorkerConfig
-    from horsies.worker.main import Worker
-    from horsies.worker.main import spawn_children
+    from horsies.worker.main import Worker, spawn_children
     from horsies.worker.run import run_worker
 
 __all__ = ["Worker", "WorkerConfig", "run_worker", "spawn_children"]

@@ -59,7 +59,7 @@ def _run_hooks(app: Any) -> None:
         name = getattr(hook, "__qualname__", repr(hook))
         failure: list[BaseException] = []
 
-        def call(hook: Any = hook) -> None:
+        def call(hook: Any = hook, failure: list[BaseException] = failure) -> None:
             try:
                 hook()
             except BaseException as exc:  # noqa: BLE001 - reported below

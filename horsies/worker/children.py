@@ -293,7 +293,5 @@ def _shared_file() -> int:
     """A file descriptor for the child's shared mapping, in memory where possible."""
     if hasattr(os, "memfd_create"):
         return os.memfd_create("horsies-child-marks")
-    handle = tempfile.TemporaryFile()
-    fd = os.dup(handle.fileno())
-    handle.close()
-    return fd
+    with tempfile.TemporaryFile() as handle:
+        return os.dup(handle.fileno())

@@ -22,12 +22,12 @@ from typing import Any
 
 import psycopg
 
+from horsies.db.broker import is_transient
 from horsies.sql import cycle_statement, queries
 from horsies.worker import protocol
 from horsies.worker.children import Child, ChildPool, Handed
 from horsies.worker.claimer import ReadyQueue, ReadyTask
 from horsies.worker.connections import Connections
-from horsies.db.broker import is_transient
 from horsies.worker.endings import (
     WORKER_CRASHED,
     Statement,

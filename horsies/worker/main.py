@@ -276,7 +276,7 @@ class Worker:
                     # notification becomes claimable unannounced.
                     self.cycle.look_again()
                 self.wake.clear()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure ends the loop the same way
             # Out of retries or not retryable: stop as gracefully as the database allows.
             log.error("worker loop stopped: %s", exc)
             self.exit_code = 1

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from horsies.db.broker import is_transient
-from horsies.worker.config import WorkerConfig
 from horsies.worker.children import Child
+from horsies.worker.config import WorkerConfig
 from horsies.worker.main import Worker, install_signal_handlers
 
 if TYPE_CHECKING:
