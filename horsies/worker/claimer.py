@@ -116,14 +116,18 @@ class Claimer:
             self.cluster_wide_cap if counted else None, self.running(), self.ready.held,
             global_in_flight)
 
-    async def round(self) -> None:
-        """Repeat passes until one claims nothing (or the worker stops)."""
+    async def round(self) -> int:
+        """Repeat passes until one claims nothing (or the worker stops); returns
+        how many tasks the round claimed."""
+        total = 0
         while not self.stopping():
             claimed = await self.conns.retrying(
                 "claim", "claim pass", self._pass, give_up=self.stopping, line=LOOP_ERROR,
                 level=logging.ERROR)
             if claimed == 0:
-                return
+                break
+            total += claimed
+        return total
 
     async def _pass(self, conn: psycopg.AsyncConnection[Any]) -> int:
         if self.budget() <= 0:

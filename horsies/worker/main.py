@@ -267,8 +267,8 @@ class Worker:
         poll_s = self.app.config.resilience.notify_poll_interval_ms / 1000
         try:
             while not self.stopping:
-                if self.claimer is not None:
-                    await self.claimer.round()
+                if self.claimer is not None and await self.claimer.round():
+                    self.cycle.look_again()  # claims wait for the cycle to start them
                 try:
                     await asyncio.wait_for(self.wake.wait(), poll_s)
                 except TimeoutError:

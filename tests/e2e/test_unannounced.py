@@ -6,7 +6,8 @@
   found by the same poll;
 - a module that sends at import time, started as the worker's app, enqueues
   nothing from any of the worker's processes;
-- a queue whose name is not an SQL identifier is served.
+- a queue whose name is not an SQL identifier is served, and a capped worker
+  takes its next task when one ends, without waiting for its poll.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def test_queue_named_with_a_quote_a_semicolon_and_a_space_is_served(
         worker = _idle_worker(start_worker, worker_env,
                               "tests.integration.user_paths_apps:weird")
         worker.wait_for(f"Subscribed to queues: [{user_paths_apps.WEIRD_QUEUE}]")
+        # One child, five tasks: each after the first is claimed when the one
+        # before ends, without the poll (five minutes here) to fall back on.
         handles = [user_paths_apps.weird_add.send(i, i).ok_value for i in range(5)]
         results: list[TaskResult[int, Any]] = [h.get(timeout_ms=60_000) for h in handles]
         assert [r.ok_value for r in results] == [2 * i for i in range(5)]

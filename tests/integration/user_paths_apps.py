@@ -26,10 +26,15 @@ def polled_add(a: int, b: int) -> TaskResult[int, TaskError]:
     return TaskResult(ok=a + b)
 
 
+# A capped queue (max_concurrency 5 by default), so its worker claims in claim
+# passes; the longest fallback poll, so that every task must be started by a
+# notification: its send, or the end of the task before it.
+LONGEST_POLL_MS = 300_000
 weird = Horsies(AppConfig(
     broker=PostgresConfig(database_url=_URL),
     queue_mode=QueueMode.CUSTOM,
     custom_queues=[CustomQueueConfig(name=WEIRD_QUEUE)],
+    resilience=WorkerResilienceConfig(notify_poll_interval_ms=LONGEST_POLL_MS),
 ))
 
 
