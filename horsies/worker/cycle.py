@@ -68,6 +68,7 @@ class Cycle:
         self.wake = asyncio.Event()
         self.starting = True  # top-ups allowed (off once shutdown begins)
         self.maybe_work = True  # claimable rows may exist (a notice, a poll, a full run)
+        self.looks = 0  # how many times maybe_work was set: a later one outranks a dry cycle
         # Children named in a cycle whose commit may have landed unacknowledged.
         self.uncertain: set[Child] = set()
         self.busy = False
@@ -90,6 +91,7 @@ class Cycle:
 
     def look_again(self) -> None:
         """Claimable rows may exist: a notification, the poll, a freed child."""
+        self.looks += 1
         self.maybe_work = True
         self.wake.set()
 
@@ -188,6 +190,7 @@ class _Plan:
         self.starting: set[Child] = set()
         self.reserved: dict[Child, list[int]] = {}  # run positions this cycle may fill
         self.confirming: list[ReadyTask] = []
+        self.looks = cycle.looks
         self._endings(results)
         self._deaths()
         self._starts()
@@ -406,8 +409,11 @@ class _Plan:
                 completed += row[_SEQ]
         lost = self._confirmed(runs)
         self._hand_out(runs, recorded)
-        if self.stmt.slot_pids and len(self.stmt.slot_pids) > sum(map(len, runs.values())):
-            cycle.maybe_work = False  # the queues ran dry at this snapshot
+        if (self.stmt.slot_pids and len(self.stmt.slot_pids) > sum(map(len, runs.values()))
+                and cycle.looks == self.looks):
+            # The queues ran dry at this statement's snapshot, and nothing has
+            # announced work since it was planned (a row committed meanwhile did).
+            cycle.maybe_work = False
         if self.consumed or self.deaths:
             cycle.on_capacity()
         # What is written is applied above; what follows only reads or tidies, and

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,29 @@ def test_row_inserted_without_a_notification_is_found_by_the_poll(
     result = handle.get(timeout_ms=(polled.POLL_MS / 1000 + SLACK_S) * 1000)
     assert result.ok_value == 3
     assert worker.stop() == 0
+
+
+def test_a_send_during_a_cycle_that_found_nothing_is_not_lost(
+    pg_url: str, worker_env: dict[str, str], start_worker: Any
+) -> None:
+    """Pairs of sends a moment apart: the second often commits while the cycle
+    that starts the first is in flight and has already looked for more work.
+    Its notification must still start it: the poll is five minutes away."""
+    app = _point(user_paths_apps.unpolled, pg_url)
+    try:
+        worker = _idle_worker(start_worker, worker_env,
+                              "tests.integration.user_paths_apps:unpolled")
+        pace = random.Random(7)
+        for i in range(150):
+            first = user_paths_apps.unpolled_add.send(i, 0).ok_value
+            time.sleep(pace.uniform(0, 0.003))
+            second = user_paths_apps.unpolled_add.send(i, 1).ok_value
+            assert first.get(timeout_ms=30_000).ok_value == i
+            assert second.get(timeout_ms=30_000).ok_value == i + 1, f"pair {i}"
+        assert worker.stop() == 0
+    finally:
+        app.get_broker().close()
+        app._broker = None
 
 
 SENDS_AT_IMPORT = '''

@@ -6,7 +6,15 @@ the placeholder URL.
 
 from __future__ import annotations
 
-from horsies import AppConfig, CustomQueueConfig, Horsies, PostgresConfig, QueueMode, TaskError, TaskResult
+from horsies import (
+    AppConfig,
+    CustomQueueConfig,
+    Horsies,
+    PostgresConfig,
+    QueueMode,
+    TaskError,
+    TaskResult,
+)
 from horsies.config import WorkerResilienceConfig
 
 _URL = "postgresql://unused@localhost/unused"
@@ -40,4 +48,17 @@ weird = Horsies(AppConfig(
 
 @weird.task("weird_add", queue_name=WEIRD_QUEUE)
 def weird_add(a: int, b: int) -> TaskResult[int, TaskError]:
+    return TaskResult(ok=a + b)
+
+
+# The default queue (no cap: children get runs) with the longest fallback poll:
+# every task must be started by its own notification.
+unpolled = Horsies(AppConfig(
+    broker=PostgresConfig(database_url=_URL),
+    resilience=WorkerResilienceConfig(notify_poll_interval_ms=LONGEST_POLL_MS),
+))
+
+
+@unpolled.task("unpolled_add")
+def unpolled_add(a: int, b: int) -> TaskResult[int, TaskError]:
     return TaskResult(ok=a + b)
