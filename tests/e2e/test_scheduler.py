@@ -76,7 +76,7 @@ def test_each_slot_runs_once_with_a_worker_and_two_schedulers(
     second = start_scheduler([APP, "--loglevel", "debug"], worker_env, cwd=REPO)
     second.wait_for("Scheduler started")
     joined = len(slots(pg_url))
-    wait_until(lambda: len(slots(pg_url)) >= joined + 8, "8 slots with two schedulers")
+    wait_until(lambda: len(slots(pg_url)) >= joined + 20, "20 slots with two schedulers")
     assert first.stop() == 0 and second.stop() == 0
     found = slots(pg_url)
     assert_every_slot_once(found)
