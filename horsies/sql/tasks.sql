@@ -58,11 +58,6 @@ LISTEN {channel};
 -- A plain wake-up on one channel (capacity freed, retry due).
 SELECT pg_notify(%(channel)s, %(payload)s);
 
--- name: queue_notify_many
--- Several wake-ups in one round trip (capacity notices of a finalized batch).
-SELECT pg_notify(n.channel, n.payload)
-FROM unnest(%(channels)s::text[], %(payloads)s::text[]) AS n(channel, payload);
-
 -- name: task_copy_many
 -- T1 in bulk: one COPY of a whole send_many batch; enqueued_at defaults to now().
 COPY horsies_tasks (

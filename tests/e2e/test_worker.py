@@ -45,9 +45,13 @@ def test_two_workers_run_2000_tasks_exactly_once(
     apps: Any, pg_url: str, worker_env: dict[str, str], start_worker: Any, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "executions"
-    sent = apps.record.send_many([(str(ledger), i) for i in range(2000)]).ok_value
     first = start_worker([APP, "--processes=2"], worker_env, cwd=REPO)
     second = start_worker([APP, "--processes=2"], worker_env, cwd=REPO)
+    # Both idle before the tasks arrive: one worker alone drains 2,000 short
+    # tasks before another one has started.
+    first.wait_for("Worker started")
+    second.wait_for("Worker started")
+    sent = apps.record.send_many([(str(ledger), i) for i in range(2000)]).ok_value
     results = [h.get(timeout_ms=120_000) for h in sent]
     assert [r.ok_value for r in results] == list(range(2000))
     assert first.stop() == 0 and second.stop() == 0
