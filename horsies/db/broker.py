@@ -39,9 +39,11 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-# Column types of task_copy_many, for the binary COPY.
+# Column types of task_copy_many, for the binary COPY. The id goes as its 16
+# bytes: a binary COPY field carries no type, and bytea's raw bytes are exactly
+# a uuid's binary form, without a uuid.UUID made per row.
 COPY_TYPES = (
-    "uuid", "text", "text", "int4", "text", "text", "text", "timestamptz", "timestamptz",
+    "bytea", "text", "text", "int4", "text", "text", "text", "timestamptz", "timestamptz",
     "text", "int4", "text",
 )
 

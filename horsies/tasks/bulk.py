@@ -8,12 +8,11 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 from horsies.codec import args_to_json
 from horsies.result import Err, Ok
 from horsies.tasks.handle import TaskHandle
-from horsies.tasks.ids import new_task_ids
+from horsies.tasks.ids import id_bytes, new_task_ids
 from horsies.tasks.send import SendOptions, _check_options, invalid, task_options_json
 from horsies.tasks.send_types import (
     Call,
@@ -80,7 +79,7 @@ class Batch:
             for task_id, (args, kwargs), sha in zip(
                 self.ids[start:stop], arguments[start:stop], self.shas[start:stop], strict=True
             ):
-                yield (UUID(task_id), name, queue, priority, args, kwargs, "PENDING",
+                yield (id_bytes(task_id), name, queue, priority, args, kwargs, "PENDING",
                        sent_at, good_until, options, max_retries, sha)
 
 

@@ -10,38 +10,51 @@ import random
 import re
 import threading
 import time
-import uuid
 
 _lock = threading.Lock()
 _last_ms = 0
 _seq = 0
 
 
-def _next_ms_and_seq() -> tuple[int, int]:
+def _advance() -> tuple[int, int]:
+    """The next (millisecond, counter) pair; the caller holds `_lock`."""
     global _last_ms, _seq
     now_ms = time.time_ns() // 1_000_000
-    with _lock:
-        if now_ms > _last_ms:
-            _last_ms, _seq = now_ms, random.getrandbits(10)
-        else:
-            _seq += 1
-            if _seq > 0xFFF:  # 4096 ids in one millisecond: borrow the next one
-                _last_ms, _seq = _last_ms + 1, 0
-        return _last_ms, _seq
+    if now_ms > _last_ms:
+        _last_ms, _seq = now_ms, random.getrandbits(10)
+    else:
+        _seq += 1
+        if _seq > 0xFFF:  # 4096 ids in one millisecond: borrow the next one
+            _last_ms, _seq = _last_ms + 1, 0
+    return _last_ms, _seq
+
+
+def _text(ms: int, seq: int) -> str:
+    # Uniqueness comes from the clock and the counter; these bits need not be secret.
+    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | random.getrandbits(62)
+    # The canonical form, formatted directly: building a uuid.UUID to print it
+    # costs three times as much, which a send_many of 100,000 ids notices.
+    h = "%032x" % value  # noqa: UP031 - faster than a format spec here
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_task_id() -> str:
     """A new UUIDv7 in canonical text form; later calls sort after earlier ones."""
-    ms, seq = _next_ms_and_seq()
-    # Uniqueness comes from the clock and the counter; these bits need not be secret.
-    rand_b = random.getrandbits(62)
-    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | rand_b
-    return str(uuid.UUID(int=value))
+    with _lock:
+        ms, seq = _advance()
+    return _text(ms, seq)
 
 
 def new_task_ids(count: int) -> list[str]:
-    """`count` ids in increasing order (one lock round per id is cheap enough)."""
-    return [new_task_id() for _ in range(count)]
+    """`count` ids in increasing order, reserved in one turn of the lock."""
+    with _lock:
+        pairs = [_advance() for _ in range(count)]
+    return [_text(ms, seq) for ms, seq in pairs]
+
+
+def id_bytes(task_id: str) -> bytes:
+    """The 16 bytes of a canonical id: a uuid's binary form in COPY."""
+    return bytes.fromhex(task_id.replace("-", ""))
 
 
 # The forms PostgreSQL's uuid input accepts: 32 hex digits, a hyphen allowed after

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -295,7 +296,7 @@ def test_batch_ids_completed_for_errors() -> None:
     batch = Batch([("[1]", None)] * 12, ("t", "q", 1, now, None, "{}", 0))
     rows = batch.rows(chunk=5)
     first = next(rows)
-    assert len(batch.ids) == 5 and str(first[0]) == batch.ids[0]
+    assert len(batch.ids) == 5 and first[0] == uuid.UUID(batch.ids[0]).bytes
     assert len(batch.complete().ids) == 12 and batch.ids == sorted(batch.ids)
     assert len(batch.shas) == 12
 

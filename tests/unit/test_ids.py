@@ -150,3 +150,18 @@ def test_is_uuid_refuses(value: str) -> None:
 @pytest.mark.parametrize("value", [None, 1, b"a0eebc999c0b4ef8bb6d6bb9bd380a11", uuid.uuid4()])
 def test_is_uuid_refuses_non_strings(value: object) -> None:
     assert not is_uuid(value)
+
+
+def test_id_bytes_are_the_uuid_binary_form() -> None:
+    for task_id in [new_task_id(), *new_task_ids(50), "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"]:
+        assert ids.id_bytes(task_id) == uuid.UUID(task_id).bytes
+
+
+def test_a_batch_on_a_frozen_clock_overflowing_the_counter_stays_increasing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frozen = time.time_ns()
+    monkeypatch.setattr(ids, "time", types.SimpleNamespace(time_ns=lambda: frozen))
+    generated = new_task_ids(6_000)  # > 4096 in "one" millisecond, in one reservation
+    assert all(a < b for a, b in zip(generated, generated[1:], strict=False))
+    assert all(CANONICAL.fullmatch(t) for t in generated)
