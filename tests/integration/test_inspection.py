@@ -35,7 +35,7 @@ from horsies import (
 )
 from horsies.codec import dumps_json
 from horsies.db.broker import PostgresBroker
-from tests.conftest import with_database
+from tests.conftest import drop_database, with_database
 
 DOWN_URL = "postgresql://nobody@127.0.0.1:1/none"
 READ_ONLY = "?options=-c%20default_transaction_read_only%3Don"
@@ -228,6 +228,7 @@ def test_get_result_async_cancellation_propagates(app: Horsies, broker: Postgres
             await waiter
 
     asyncio.run(cancel())
+    assert broker.listener._waiters == {}  # the subscription was released
 
 
 # -- get_task_info --------------------------------------------------------------
@@ -517,7 +518,8 @@ def test_a_query_on_a_database_without_schema_is_a_permanent_error(
         # they did not create the schema (§1.5)
         assert sql(url, "SELECT to_regclass('horsies_tasks')") == [(None,)]
     finally:
-        sql(pg_server_url, f"DROP DATABASE IF EXISTS {empty} WITH (FORCE)")
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            drop_database(admin, empty)
 
 
 def test_close_returns_ok_and_the_broker_reopens(app: Horsies, broker: PostgresBroker) -> None:
