@@ -3,29 +3,38 @@
 The broker is the only caller of `horsies.sql` outside the worker's main
 process. It opens nothing until first used, creates the schema once per
 instance, and raises psycopg errors to its callers, which turn them into
-error values (sends, handles) according to their own contracts.
+error values (sends, handles) according to their own contracts. Its public
+inspection, recovery and lifetime methods (monitoring.md §2) return those
+values themselves; their queries are in `horsies.db.inspect`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import pq
 from psycopg_pool import ConnectionPool
 
 from horsies.config import PostgresConfig
+from horsies.db import inspect
+from horsies.db.inspect import failure
 from horsies.db.listener import ResultListener
 from horsies.db.pool import AsyncPools, LoopPool, Reachability, open_sync_pool, pooled
 from horsies.db.schema import ensure_schema_initialized, ensure_schema_initialized_async
 from horsies.errors import HorsiesError
-from horsies.info import BrokerErrorCode, BrokerOperationError
+from horsies.info import BrokerErrorCode, BrokerOperationError, BrokerResult, TaskInfo
 from horsies.result import Err, Ok, Result
 from horsies.sql import queries, queue_channel
+from horsies.tasks.ids import is_uuid
+from horsies.tasks.waiting import check_timeout, wait_for_result, wait_for_result_async
+
+if TYPE_CHECKING:
+    from horsies.task_result import TaskError, TaskResult
 
 log = logging.getLogger("horsies.broker")
 
@@ -259,39 +268,136 @@ class PostgresBroker:
             row = await cur.fetchone()
         return None if row is None else (row[0], row[1])
 
-    def task_info_rows(
-        self, task_id: str, *, attempts: bool
-    ) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
-        self.ensure_schema()
-        with self.connection() as conn:
-            row = conn.execute(self._sql("task_info_get"), {"id": task_id}).fetchone()
-            found = []
-            if row is not None and attempts:
-                found = conn.execute(self._sql("task_attempts_get"), {"id": task_id}).fetchall()
-        return row, found
+    # -- inspection (monitoring.md §2) -------------------------------------
+    # Every failure is returned as a value; an id that is not a UUID cannot
+    # exist and is answered without a query (§1.4).
 
-    async def task_info_rows_async(
-        self, task_id: str, *, attempts: bool
-    ) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
-        await self.ensure_schema_async()
+    def get_result(self, task_id: str,
+                   timeout_ms: float | None = None) -> TaskResult[Any, TaskError]:
+        """Wait for a task's outcome by id: `TaskHandle.get()` without its cache."""
+        check_timeout(timeout_ms)
+        return wait_for_result(self, task_id, timeout_ms).result
+
+    async def get_result_async(self, task_id: str,
+                               timeout_ms: float | None = None) -> TaskResult[Any, TaskError]:
+        check_timeout(timeout_ms)
+        return (await wait_for_result_async(self, task_id, timeout_ms)).result
+
+    def get_task_info(
+        self, task_id: str, *, include_result: bool = False,
+        include_failed_reason: bool = False, include_attempts: bool = False,
+    ) -> BrokerResult[TaskInfo | None]:
+        """One task's metadata now, without waiting; Ok(None) when it does not exist."""
+        if not is_uuid(task_id):
+            return Ok(None)
+        try:
+            self.ensure_schema()
+            with self.connection() as conn:
+                row, attempts = inspect.task_info_rows(conn, task_id, include_attempts)
+        except Exception as exc:  # noqa: BLE001 - reported as a value
+            return failure(BrokerErrorCode.TASK_INFO_QUERY_FAILED,
+                           f"reading task {task_id} failed: {exc}", exc)
+        return inspect.build_task_info(
+            row, attempts, include_result=include_result,
+            include_failed_reason=include_failed_reason, include_attempts=include_attempts)
+
+    async def get_task_info_async(
+        self, task_id: str, *, include_result: bool = False,
+        include_failed_reason: bool = False, include_attempts: bool = False,
+    ) -> BrokerResult[TaskInfo | None]:
+        if not is_uuid(task_id):
+            return Ok(None)
+        try:
+            await self.ensure_schema_async()
+            pool = await self.apool()
+            async with pool.connection() as conn:
+                row, attempts = await inspect.task_info_rows_async(conn, task_id,
+                                                                   include_attempts)
+        except Exception as exc:  # noqa: BLE001 - reported as a value
+            return failure(BrokerErrorCode.TASK_INFO_QUERY_FAILED,
+                           f"reading task {task_id} failed: {exc}", exc)
+        return inspect.build_task_info(
+            row, attempts, include_result=include_result,
+            include_failed_reason=include_failed_reason, include_attempts=include_attempts)
+
+    async def get_stale_tasks(
+        self, stale_threshold_minutes: int = 2
+    ) -> BrokerResult[list[dict[str, Any]]]:
+        """RUNNING tasks whose child sent no runner heartbeat for the threshold (reads only)."""
+        return await self._read_dicts("get_stale_tasks", "task_stale_running_list",
+                                      {"threshold_minutes": stale_threshold_minutes})
+
+    async def get_worker_stats(self) -> BrokerResult[list[dict[str, Any]]]:
+        """RUNNING tasks per executing process, busiest first."""
+        return await self._read_dicts("get_worker_stats", "task_running_by_process_list", {})
+
+    async def get_expired_tasks(self) -> BrokerResult[list[dict[str, Any]]]:
+        """PENDING tasks past good_until that the reaper has not expired yet."""
+        return await self._read_dicts("get_expired_tasks", "task_expired_pending_list", {})
+
+    async def _read_dicts(self, what: str, query: str,
+                          params: dict[str, Any]) -> BrokerResult[list[dict[str, Any]]]:
+        # No ensure_schema: these methods must not write (§1.5).
+        try:
+            pool = await self.apool()
+            async with pool.connection() as conn:
+                return Ok(await inspect.read_dicts(conn, query, params))
+        except Exception as exc:  # noqa: BLE001 - reported as a value
+            return failure(BrokerErrorCode.MONITORING_QUERY_FAILED, f"{what} failed: {exc}", exc)
+
+    # The recovery methods are the reaper's own operations (workers.md §11), run
+    # on pooled connections: same statements, guards and notifications. Their
+    # module is loaded on first use, keeping worker code off a producer's imports.
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         pool = await self.apool()
-        async with pool.connection() as conn:
-            cur = await conn.execute(self._sql("task_info_get"), {"id": task_id})
-            row = await cur.fetchone()
-            found: list[tuple[Any, ...]] = []
-            if row is not None and attempts:
-                cur = await conn.execute(self._sql("task_attempts_get"), {"id": task_id})
-                found = await cur.fetchall()
-        return row, found
+        async with pool.connection() as conn, conn.transaction():
+            yield conn
+
+    async def mark_stale_tasks_as_failed(
+        self, stale_threshold_ms: int = 300_000
+    ) -> BrokerResult[int]:
+        """The crash path for every stale RUNNING task; Ok(number retried, failed or
+        returned unstarted to PENDING), or Err(CLEANUP_FAILED)."""
+        from horsies.worker import recovery
+
+        # No retry callback: a retried task's queue is woken by the workers'
+        # periodic claim poll once its next_retry_at passes.
+        return await recovery.mark_stale_tasks_as_failed(self._transaction, stale_threshold_ms)
+
+    async def requeue_stale_claimed(self, stale_threshold_ms: int = 120_000) -> BrokerResult[int]:
+        """Stale CLAIMED tasks back to PENDING; Ok(number requeued), or Err(CLEANUP_FAILED)."""
+        from horsies.worker import recovery
+
+        return await recovery.requeue_stale_claimed(self._transaction, stale_threshold_ms)
+
+    async def expire_pending_tasks(self) -> BrokerResult[int]:
+        """PENDING tasks past good_until to EXPIRED; Ok(number expired), or Err(CLEANUP_FAILED)."""
+        from horsies.worker import recovery
+
+        return await recovery.expire_pending_tasks(self._transaction)
 
     # -- lifetime ---------------------------------------------------------
 
-    def close(self) -> None:
-        self.listener.close()
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+    def close(self) -> BrokerResult[None]:
+        """Close the listener and the sync pool; Ok(None), or Err(CLOSE_FAILED).
 
-    async def close_async(self) -> None:
-        await self._apools.close_current()
-        self.close()
+        A later operation opens a new pool.
+        """
+        try:
+            self.listener.close()
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.close()
+        except Exception as exc:  # noqa: BLE001 - reported as a value
+            return failure(BrokerErrorCode.CLOSE_FAILED, f"closing the broker failed: {exc}", exc)
+        return Ok(None)
+
+    async def close_async(self) -> BrokerResult[None]:
+        """Also closes the connections of the running event loop."""
+        try:
+            await self._apools.close_current()
+        except Exception as exc:  # noqa: BLE001 - reported as a value
+            return failure(BrokerErrorCode.CLOSE_FAILED, f"closing the broker failed: {exc}", exc)
+        return self.close()
