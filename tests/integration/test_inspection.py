@@ -38,7 +38,12 @@ from horsies.db.broker import PostgresBroker
 from tests.conftest import drop_database, with_database
 
 DOWN_URL = "postgresql://nobody@127.0.0.1:1/none"
-READ_ONLY = "?options=-c%20default_transaction_read_only%3Don"
+READ_ONLY = "options=-c%20default_transaction_read_only%3Don"
+
+
+def read_only(url: str) -> str:
+    """`url` whose sessions refuse every write (the embedded server's URL has a query)."""
+    return f"{url}{'&' if '?' in url else '?'}{READ_ONLY}"
 STALE_KEYS = {"id", "worker_hostname", "worker_pid", "worker_process_name", "last_heartbeat",
               "started_at", "task_name"}
 STATS_KEYS = {"worker_hostname", "worker_pid", "worker_process_name", "active_tasks",
@@ -399,7 +404,7 @@ def test_read_only_methods_write_nothing(app: Horsies, pg_url: str,
         (pending,))
     before = _snapshot(pg_url)
     # Every transaction of this broker is read-only: a write would fail the call.
-    reader = make_app(pg_url + READ_ONLY).get_broker()
+    reader = make_app(read_only(pg_url)).get_broker()
 
     async def read_all() -> list[Any]:
         return [await reader.get_stale_tasks(), await reader.get_worker_stats(),
@@ -422,7 +427,7 @@ def test_read_only_methods_write_nothing(app: Horsies, pg_url: str,
     assert result.unwrap() == 3 and sync_result.unwrap() == 3
     assert _snapshot(pg_url) == before
     # the same broker cannot write: a recovery method fails, permanently
-    writer = make_app(pg_url + READ_ONLY).get_broker()
+    writer = make_app(read_only(pg_url)).get_broker()
     try:
         assert_err(asyncio.run(writer.expire_pending_tasks()), BrokerErrorCode.CLEANUP_FAILED,
                    retryable=False)
