@@ -45,18 +45,19 @@ class WorkerProcess:
             self.lines.append(line)
             self._queue.put(line)
 
-    def wait_for(self, text: str, timeout: float = 60.0) -> None:
-        """Block until a line containing `text` appears (an event, not a sleep)."""
+    def wait_for(self, text: str, timeout: float = 60.0, count: int = 1) -> None:
+        """Block until `count` lines containing `text` have appeared (an event, not a sleep)."""
         end = time.monotonic() + timeout
-        if any(text in line for line in self.lines):
-            return
-        while time.monotonic() < end:
+        while sum(text in line for line in self.lines) < count:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
             try:
-                line = self._queue.get(timeout=max(0.01, end - time.monotonic()))
+                self._queue.get(timeout=max(0.01, left))  # woken by the next line
             except queue.Empty:
                 break
-            if text in line:
-                return
+        else:
+            return
         raise AssertionError(
             f"{self.command} never logged {text!r}; output:\n{''.join(self.lines)}"
         )

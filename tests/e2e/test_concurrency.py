@@ -92,10 +92,16 @@ def test_hard_caps_hold_with_two_workers(
     capps: Any, pg_url: str, worker_env: dict[str, str], start_worker: Any
 ) -> None:
     # narrow: max_concurrency=2; wide: 5; cluster_wide_cap=4; 6 children in all.
+    # Both workers ready (DEBUG logs each child's readiness) before the tasks
+    # arrive, so that both take part however slowly one of them starts.
+    args = [f"{MODULE}:capped", "--processes=3", "--loglevel", "DEBUG"]
+    first = start_worker(args, worker_env, cwd=REPO)
+    second = start_worker(args, worker_env, cwd=REPO)
+    for worker in (first, second):
+        worker.wait_for("Worker started")
+        worker.wait_for(" ready", count=3)  # "child <pid> ready"
     narrow = capps.narrow_nap.send_many([(0.3,)] * 10).ok_value
     wide = capps.wide_nap.send_many([(0.3,)] * 10).ok_value
-    first = start_worker([f"{MODULE}:capped", "--processes=3"], worker_env, cwd=REPO)
-    second = start_worker([f"{MODULE}:capped", "--processes=3"], worker_env, cwd=REPO)
     get_all(narrow + wide, first, second)
     first.wait_for("Concurrency config: processes=3, cluster_wide_cap=4, "
                    "max_claim_per_worker=3, max_claim_batch=2")

@@ -13,6 +13,7 @@ from horsies import OperationalErrorCode, TaskStatus
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.integration.apps:app"
+CHILD_READY = " ready"  # the worker's DEBUG line "child <pid> ready"
 
 
 def counts(url: str) -> dict[str, int]:
@@ -45,12 +46,15 @@ def test_two_workers_run_2000_tasks_exactly_once(
     apps: Any, pg_url: str, worker_env: dict[str, str], start_worker: Any, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "executions"
-    first = start_worker([APP, "--processes=2"], worker_env, cwd=REPO)
-    second = start_worker([APP, "--processes=2"], worker_env, cwd=REPO)
-    # Both idle before the tasks arrive: one worker alone drains 2,000 short
-    # tasks before another one has started.
-    first.wait_for("Worker started")
-    second.wait_for("Worker started")
+    # DEBUG logs each child's readiness: both workers wait with both children
+    # ready before the tasks arrive, or one alone drains 2,000 short tasks
+    # before the other's children have imported the app.
+    args = [APP, "--processes=2", "--loglevel", "DEBUG"]
+    first = start_worker(args, worker_env, cwd=REPO)
+    second = start_worker(args, worker_env, cwd=REPO)
+    for worker in (first, second):
+        worker.wait_for("Worker started")
+        worker.wait_for(CHILD_READY, count=2)
     sent = apps.record.send_many([(str(ledger), i) for i in range(2000)]).ok_value
     results = [h.get(timeout_ms=120_000) for h in sent]
     assert [r.ok_value for r in results] == list(range(2000))
