@@ -290,7 +290,7 @@ class Horsies:
         try:
             from horsies.db.broker import PostgresBroker
 
-            return PostgresBroker(self.config.broker)
+            return PostgresBroker(self.config.broker, self.config)
         except Exception as exc:
             raise HorsiesError(
                 "could not create the broker",

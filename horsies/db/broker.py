@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg import pq
 from psycopg_pool import ConnectionPool
 
 from horsies.config import PostgresConfig
-from horsies.db import inspect
+from horsies.db import dashboard, inspect
 from horsies.db.inspect import failure
 from horsies.db.listener import ResultListener
 from horsies.db.pool import AsyncPools, LoopPool, Reachability, open_sync_pool, pooled
@@ -34,7 +34,26 @@ from horsies.tasks.ids import is_uuid
 from horsies.tasks.waiting import check_timeout, wait_for_result, wait_for_result_async
 
 if TYPE_CHECKING:
+    from horsies.config import AppConfig
+    from horsies.monitoring import (
+        ClusterSummary,
+        DeadWorker,
+        QueueStats,
+        SnapshotAgeBucket,
+        TaskBreakdownRow,
+        TaskDetail,
+        TaskFacets,
+        TaskFilter,
+        TaskRow,
+        TaskStatusCounts,
+        UtilizationPoint,
+        WorkerAlerts,
+        WorkerState,
+        WorkerStatePoint,
+    )
     from horsies.task_result import TaskError, TaskResult
+
+T = TypeVar("T")
 
 log = logging.getLogger("horsies.broker")
 
@@ -68,8 +87,11 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class PostgresBroker:
-    def __init__(self, config: PostgresConfig) -> None:
+    def __init__(self, config: PostgresConfig, app_config: AppConfig | None = None) -> None:
         self.config = config
+        # The configuration of the app the broker belongs to, if any: its queues
+        # are listed by get_queue_stats even before they hold a row.
+        self.app_config = app_config
         self._lock = threading.Lock()
         self._url: str | None = None
         self._pool: ConnectionPool | None = None
@@ -344,6 +366,124 @@ class PostgresBroker:
                 return Ok(await inspect.read_dicts(conn, query, params))
         except Exception as exc:  # noqa: BLE001 - reported as a value
             return failure(BrokerErrorCode.MONITORING_QUERY_FAILED, f"{what} failed: {exc}", exc)
+
+    # -- dashboard read models (monitoring.md §2.9) --------------------------
+    # Read only, like _read_dicts; a database without the horsies tables is a
+    # permanent error whose message says so.
+
+    async def _dashboard(self, what: str,
+                         read: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+                         ) -> BrokerResult[T]:
+        try:
+            pool = await self.apool()
+            async with pool.connection() as conn:
+                return Ok(await read(conn))
+        except psycopg.errors.UndefinedTable as exc:
+            return failure(BrokerErrorCode.MONITORING_QUERY_FAILED,
+                           f"schema not initialized: {what} needs the horsies tables ({exc})",
+                           exc)
+        except Exception as exc:  # noqa: BLE001 - reported as a value
+            return failure(BrokerErrorCode.MONITORING_QUERY_FAILED, f"{what} failed: {exc}", exc)
+
+    def _configured_queues(self) -> dict[str, tuple[int | None, int | None]]:
+        """The app's queues as name -> (priority, max_concurrency)."""
+        from horsies.config import QueueMode
+
+        config = self.app_config
+        if config is None:
+            return {}
+        if config.queue_mode is QueueMode.DEFAULT or not config.custom_queues:
+            return {"default": (100, None)}
+        return {q.name: (q.priority, q.max_concurrency) for q in config.custom_queues}
+
+    async def get_task_status_counts(
+        self, *, terminal_window_s: int | None = None
+    ) -> BrokerResult[TaskStatusCounts]:
+        """Tasks per status; terminal ones only inside the window when one is given."""
+        return await self._dashboard(
+            "get_task_status_counts",
+            lambda conn: dashboard.task_status_counts(conn, terminal_window_s))
+
+    async def get_queue_stats(
+        self, *, terminal_window_s: int | None = 3600
+    ) -> BrokerResult[list[QueueStats]]:
+        """Per queue counts and serving workers, by priority (unknown last), then name."""
+        configured = self._configured_queues()
+        return await self._dashboard(
+            "get_queue_stats",
+            lambda conn: dashboard.queue_stats(conn, terminal_window_s, configured))
+
+    async def get_worker_states(
+        self, *, include_inactive: bool = False
+    ) -> BrokerResult[list[WorkerState]]:
+        """The latest snapshot of each active worker (or of every worker)."""
+        return await self._dashboard(
+            "get_worker_states", lambda conn: dashboard.worker_states(conn, include_inactive))
+
+    async def get_worker_history(
+        self, *, window_s: int, worker_id: str | None = None
+    ) -> BrokerResult[list[WorkerStatePoint]]:
+        """Snapshots inside the window, by worker then time."""
+        return await self._dashboard(
+            "get_worker_history",
+            lambda conn: dashboard.worker_history(conn, window_s, worker_id))
+
+    async def get_cluster_summary(self) -> BrokerResult[ClusterSummary]:
+        """Capacity, load and averages over the active workers."""
+        return await self._dashboard("get_cluster_summary", dashboard.cluster_summary)
+
+    async def get_utilization_trend(
+        self, *, window_s: int = 3600, bucket_s: int = 60
+    ) -> BrokerResult[list[UtilizationPoint]]:
+        """Cluster utilization per epoch-aligned bucket (per-worker averages, summed)."""
+        if bucket_s <= 0:
+            raise ValueError(f"bucket_s must be positive (got {bucket_s})")
+        return await self._dashboard(
+            "get_utilization_trend",
+            lambda conn: dashboard.utilization_trend(conn, window_s, bucket_s))
+
+    async def get_worker_alerts(self) -> BrokerResult[WorkerAlerts]:
+        """Overloaded workers and active workers holding many more claims than they run."""
+        return await self._dashboard("get_worker_alerts", dashboard.worker_alerts)
+
+    async def get_dead_workers(
+        self, *, offline_after_s: int = 120
+    ) -> BrokerResult[list[DeadWorker]]:
+        """Workers silent for longer than the threshold that did not stop cleanly."""
+        return await self._dashboard(
+            "get_dead_workers", lambda conn: dashboard.dead_workers(conn, offline_after_s))
+
+    async def get_snapshot_age_distribution(self) -> BrokerResult[list[SnapshotAgeBucket]]:
+        """Snapshot counts in five fixed age buckets."""
+        return await self._dashboard("get_snapshot_age_distribution",
+                                     dashboard.snapshot_age_distribution)
+
+    async def get_task_breakdown(
+        self, *, statuses: frozenset[str] = frozenset(), retried_only: bool = False,
+        ids_per_worker: int = 200,
+    ) -> BrokerResult[list[TaskBreakdownRow]]:
+        """Tasks per claiming worker, then unassigned ones, then the total."""
+        return await self._dashboard(
+            "get_task_breakdown",
+            lambda conn: dashboard.task_breakdown(conn, statuses, retried_only, ids_per_worker))
+
+    async def get_task_facets(self, filter: TaskFilter) -> BrokerResult[TaskFacets]:
+        """Top task names, queues and error codes under the filter's status/worker/retried fields."""
+        return await self._dashboard("get_task_facets",
+                                     lambda conn: dashboard.task_facets(conn, filter))
+
+    async def list_tasks(self, filter: TaskFilter, *,
+                         limit: int = 500) -> BrokerResult[list[TaskRow]]:
+        """Tasks matching the filter, most recently changed first."""
+        return await self._dashboard("list_tasks",
+                                     lambda conn: dashboard.list_tasks(conn, filter, limit))
+
+    async def get_task_detail(self, task_id: str) -> BrokerResult[TaskDetail | None]:
+        """Every column of one task and its attempts; Ok(None) when it does not exist."""
+        if not is_uuid(task_id):
+            return Ok(None)
+        return await self._dashboard("get_task_detail",
+                                     lambda conn: dashboard.task_detail(conn, task_id))
 
     # The recovery methods are the reaper's own operations (workers.md §11), run
     # on pooled connections: same statements, guards and notifications. Their
