@@ -35,6 +35,17 @@ def server(url: str | None) -> Iterator[str]:
 
 
 @contextmanager
+def embedded_kept(datadir: str) -> Iterator[str]:
+    """The embedded server of `datadir`, started (created when new) and stopped on exit; the directory stays."""
+    from horsies import embedded
+
+    try:
+        yield embedded.start(datadir)
+    finally:
+        embedded.stop(datadir)
+
+
+@contextmanager
 def scratch_database(server_url: str, prefix: str = "horsies_bench") -> Iterator[str]:
     """A new empty database on the server (a unique name: runs may overlap), dropped on exit."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"

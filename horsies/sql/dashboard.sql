@@ -193,22 +193,25 @@ ORDER BY s.snapshot_at DESC, s.worker_id;
 
 -- name: dashboard_snapshot_age_buckets
 -- Snapshots and distinct workers per age bucket, all five buckets in order, zero-filled (a boundary falls into the older bucket).
--- Index: none useful; it counts every snapshot (bounded by worker_state_retention_hours).
-WITH buckets (ord, label, lo, hi) AS (
-    VALUES (1, '< 1 hour', INTERVAL '0', INTERVAL '1 hour'),
-           (2, '1-24 hours', INTERVAL '1 hour', INTERVAL '24 hours'),
-           (3, '1-7 days', INTERVAL '24 hours', INTERVAL '7 days'),
-           (4, '7-30 days', INTERVAL '7 days', INTERVAL '30 days'),
-           (5, '> 30 days', INTERVAL '30 days', NULL)
-), aged AS (
-    SELECT s.worker_id, statement_timestamp() - s.snapshot_at AS age
-    FROM horsies_worker_states AS s
+-- Index: idx_horsies_worker_states_worker_snapshot, index only (it counts every snapshot, bounded by worker_state_retention_hours).
+-- Each snapshot is put in its bucket once and counted per (bucket, worker), then per bucket: joining every snapshot to every bucket and counting distinct workers sorted all of them on disk (230 ms for a day of 10 workers).
+WITH buckets (ord, label) AS (
+    VALUES (1, '< 1 hour'), (2, '1-24 hours'), (3, '1-7 days'), (4, '7-30 days'), (5, '> 30 days')
+), per_worker AS (
+    SELECT CASE WHEN a.age < INTERVAL '1 hour' THEN 1
+                WHEN a.age < INTERVAL '24 hours' THEN 2
+                WHEN a.age < INTERVAL '7 days' THEN 3
+                WHEN a.age < INTERVAL '30 days' THEN 4
+                ELSE 5 END AS ord,
+           a.worker_id, count(*) AS n
+    FROM (SELECT s.worker_id, statement_timestamp() - s.snapshot_at AS age
+          FROM horsies_worker_states AS s) AS a
+    GROUP BY 1, a.worker_id
 )
-SELECT b.label, count(a.worker_id) AS snapshot_count,
-       count(DISTINCT a.worker_id) AS unique_workers
+SELECT b.label, COALESCE(sum(p.n), 0)::bigint AS snapshot_count,
+       count(p.worker_id) AS unique_workers
 FROM buckets AS b
-LEFT JOIN aged AS a
-       ON (b.ord = 1 OR a.age >= b.lo) AND (b.hi IS NULL OR a.age < b.hi)
+LEFT JOIN per_worker AS p ON p.ord = b.ord
 GROUP BY b.ord, b.label
 ORDER BY b.ord;
 
@@ -262,7 +265,7 @@ UNION ALL
 
 -- name: dashboard_task_list
 -- Tasks matching every filter field and changed within recent_s seconds (any time when NULL), most recently changed first.
--- Index: in-flight status filters idx_horsies_tasks_claimable / idx_horsies_tasks_active; recent_s idx_horsies_tasks_updated_brin (the caller asks the last hour first, and all rows only when that gives fewer than the limit); otherwise a top-N sort of the matching rows.
+-- Index: in-flight status filters idx_horsies_tasks_claimable / idx_horsies_tasks_active; recent_s idx_horsies_tasks_updated_brin (the caller asks the last hour first, then the last day, and all rows only when those give fewer than the limit); otherwise a top-N sort of the matching rows.
 SELECT t.id::text, t.task_name::text, t.queue_name::text, t.status, t.error_code,
        t.retry_count, t.max_retries, t.claimed_by_worker_id, t.enqueued_at, t.started_at,
        t.completed_at, t.failed_at, t.updated_at
