@@ -115,6 +115,22 @@ def pg_url(pg_server_url: str, pg_template: str) -> Iterator[str]:
 # -- helpers ----------------------------------------------------------------
 
 
+# A server that refuses connections: the "database is down" case.
+DOWN_URL = "postgresql://nobody@127.0.0.1:1/none"
+
+
+def read_only(url: str) -> str:
+    """`url` whose sessions refuse every write (the embedded server's URL has a query)."""
+    return f"{url}{'&' if '?' in url else '?'}options=-c%20default_transaction_read_only%3Don"
+
+
+def query(url: str, text: str, params: Any = None) -> list[tuple[Any, ...]]:
+    """Run one statement in its own autocommit connection; its rows, if any."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(text, params)
+        return cur.fetchall() if cur.description else []
+
+
 def with_database(url: str, name: str) -> str:
     """The same server URL pointing at database ``name``."""
     return urlunsplit(urlsplit(url)._replace(path="/" + name))

@@ -359,21 +359,14 @@ class PostgresBroker:
 
     async def _read_dicts(self, what: str, query: str,
                           params: dict[str, Any]) -> BrokerResult[list[dict[str, Any]]]:
-        # No ensure_schema: these methods must not write (§1.5).
-        try:
-            pool = await self.apool()
-            async with pool.connection() as conn:
-                return Ok(await inspect.read_dicts(conn, query, params))
-        except Exception as exc:  # noqa: BLE001 - reported as a value
-            return failure(BrokerErrorCode.MONITORING_QUERY_FAILED, f"{what} failed: {exc}", exc)
+        return await self._read(what, lambda conn: inspect.read_dicts(conn, query, params))
 
-    # -- dashboard read models (monitoring.md §2.9) --------------------------
-    # Read only, like _read_dicts; a database without the horsies tables is a
-    # permanent error whose message says so.
-
-    async def _dashboard(self, what: str,
-                         read: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
-                         ) -> BrokerResult[T]:
+    async def _read(self, what: str,
+                    read: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+                    ) -> BrokerResult[T]:
+        """One read-only inspection: no ensure_schema, since these methods must
+        not write (§1.5); a database without the horsies tables is a permanent
+        error whose message says so."""
         try:
             pool = await self.apool()
             async with pool.connection() as conn:
@@ -384,6 +377,8 @@ class PostgresBroker:
                            exc)
         except Exception as exc:  # noqa: BLE001 - reported as a value
             return failure(BrokerErrorCode.MONITORING_QUERY_FAILED, f"{what} failed: {exc}", exc)
+
+    # -- dashboard read models (monitoring.md §2.9) --------------------------
 
     def _configured_queues(self) -> dict[str, tuple[int | None, int | None]]:
         """The app's queues as name -> (priority, max_concurrency)."""
@@ -400,7 +395,7 @@ class PostgresBroker:
         self, *, terminal_window_s: int | None = None
     ) -> BrokerResult[TaskStatusCounts]:
         """Tasks per status; terminal ones only inside the window when one is given."""
-        return await self._dashboard(
+        return await self._read(
             "get_task_status_counts",
             lambda conn: dashboard.task_status_counts(conn, terminal_window_s))
 
@@ -409,7 +404,7 @@ class PostgresBroker:
     ) -> BrokerResult[list[QueueStats]]:
         """Per queue counts and serving workers, by priority (unknown last), then name."""
         configured = self._configured_queues()
-        return await self._dashboard(
+        return await self._read(
             "get_queue_stats",
             lambda conn: dashboard.queue_stats(conn, terminal_window_s, configured))
 
@@ -417,20 +412,20 @@ class PostgresBroker:
         self, *, include_inactive: bool = False
     ) -> BrokerResult[list[WorkerState]]:
         """The latest snapshot of each active worker (or of every worker)."""
-        return await self._dashboard(
+        return await self._read(
             "get_worker_states", lambda conn: dashboard.worker_states(conn, include_inactive))
 
     async def get_worker_history(
         self, *, window_s: int, worker_id: str | None = None
     ) -> BrokerResult[list[WorkerStatePoint]]:
         """Snapshots inside the window, by worker then time."""
-        return await self._dashboard(
+        return await self._read(
             "get_worker_history",
             lambda conn: dashboard.worker_history(conn, window_s, worker_id))
 
     async def get_cluster_summary(self) -> BrokerResult[ClusterSummary]:
         """Capacity, load and averages over the active workers."""
-        return await self._dashboard("get_cluster_summary", dashboard.cluster_summary)
+        return await self._read("get_cluster_summary", dashboard.cluster_summary)
 
     async def get_utilization_trend(
         self, *, window_s: int = 3600, bucket_s: int = 60
@@ -438,24 +433,24 @@ class PostgresBroker:
         """Cluster utilization per epoch-aligned bucket (per-worker averages, summed)."""
         if bucket_s <= 0:
             raise ValueError(f"bucket_s must be positive (got {bucket_s})")
-        return await self._dashboard(
+        return await self._read(
             "get_utilization_trend",
             lambda conn: dashboard.utilization_trend(conn, window_s, bucket_s))
 
     async def get_worker_alerts(self) -> BrokerResult[WorkerAlerts]:
         """Overloaded workers and active workers holding many more claims than they run."""
-        return await self._dashboard("get_worker_alerts", dashboard.worker_alerts)
+        return await self._read("get_worker_alerts", dashboard.worker_alerts)
 
     async def get_dead_workers(
         self, *, offline_after_s: int = 120
     ) -> BrokerResult[list[DeadWorker]]:
         """Workers silent for longer than the threshold that did not stop cleanly."""
-        return await self._dashboard(
+        return await self._read(
             "get_dead_workers", lambda conn: dashboard.dead_workers(conn, offline_after_s))
 
     async def get_snapshot_age_distribution(self) -> BrokerResult[list[SnapshotAgeBucket]]:
         """Snapshot counts in five fixed age buckets."""
-        return await self._dashboard("get_snapshot_age_distribution",
+        return await self._read("get_snapshot_age_distribution",
                                      dashboard.snapshot_age_distribution)
 
     async def get_task_breakdown(
@@ -463,26 +458,26 @@ class PostgresBroker:
         ids_per_worker: int = 200,
     ) -> BrokerResult[list[TaskBreakdownRow]]:
         """Tasks per claiming worker, then unassigned ones, then the total."""
-        return await self._dashboard(
+        return await self._read(
             "get_task_breakdown",
             lambda conn: dashboard.task_breakdown(conn, statuses, retried_only, ids_per_worker))
 
     async def get_task_facets(self, filter: TaskFilter) -> BrokerResult[TaskFacets]:
         """Top task names, queues and error codes under the filter's status/worker/retried fields."""
-        return await self._dashboard("get_task_facets",
+        return await self._read("get_task_facets",
                                      lambda conn: dashboard.task_facets(conn, filter))
 
     async def list_tasks(self, filter: TaskFilter, *,
                          limit: int = 500) -> BrokerResult[list[TaskRow]]:
         """Tasks matching the filter, most recently changed first."""
-        return await self._dashboard("list_tasks",
+        return await self._read("list_tasks",
                                      lambda conn: dashboard.list_tasks(conn, filter, limit))
 
     async def get_task_detail(self, task_id: str) -> BrokerResult[TaskDetail | None]:
         """Every column of one task and its attempts; Ok(None) when it does not exist."""
         if not is_uuid(task_id):
             return Ok(None)
-        return await self._dashboard("get_task_detail",
+        return await self._read("get_task_detail",
                                      lambda conn: dashboard.task_detail(conn, task_id))
 
     # The recovery methods are the reaper's own operations (workers.md §11), run

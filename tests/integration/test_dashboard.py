@@ -34,15 +34,7 @@ from horsies import (
 from horsies.db.broker import PostgresBroker
 from horsies.db.dashboard import pct, ratio
 from horsies.monitoring import FacetValue, TaskStatusCounts
-from tests.conftest import drop_database, with_database
-
-DOWN_URL = "postgresql://nobody@127.0.0.1:1/none"
-READ_ONLY = "options=-c%20default_transaction_read_only%3Don"
-
-
-def read_only(url: str) -> str:
-    """`url` whose sessions refuse every write (the embedded server's URL has a query)."""
-    return f"{url}{'&' if '?' in url else '?'}{READ_ONLY}"
+from tests.conftest import DOWN_URL, drop_database, query, read_only, with_database
 
 
 def make_app(url: str, **broker: Any) -> Horsies:
@@ -85,11 +77,6 @@ def down(monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgresBroker]:
     application.get_broker().close()
 
 
-def sql(url: str, text: str, params: Any = None) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(text, params)
-        return cur.fetchall() if cur.description else []
-
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
@@ -120,7 +107,7 @@ def put(url: str, task_id: str, status: str, *, updated: int, worker: str | None
         retry: int = 0, error: str | None = None, queue: str | None = None,
         enqueued: str | None = None) -> None:
     """Set a task's status and columns as horsies would; `updated` seconds ago."""
-    sql(url, """
+    query(url, """
         UPDATE horsies_tasks SET
             status = %(status)s::text, claimed = %(status)s::text = 'CLAIMED',
             claim_expires_at = CASE WHEN %(status)s = 'CLAIMED'
@@ -171,7 +158,7 @@ def snapshot(url: str, worker: str, age: str, *, host: str = "host-a",
              claimed: int = 0, cpu: float | None = None, mem: float | None = None,
              queues: tuple[str, ...] = ("high",), priorities: str | None = None,
              concurrency: str | None = None) -> None:
-    sql(url, """
+    query(url, """
         INSERT INTO horsies_worker_states (
             snapshot_at, worker_started_at, memory_usage_mb, memory_percent, cpu_percent, pid,
             processes, max_claim_batch, max_claim_per_worker, cluster_wide_cap, tasks_running,
@@ -335,11 +322,11 @@ def test_cluster_summary_without_workers(broker: PostgresBroker) -> None:
 def test_utilization_trend_averages_each_worker_per_bucket(broker: PostgresBroker,
                                                            pg_url: str) -> None:
     # a bucket start ten minutes ago, aligned to the epoch like the method's buckets
-    (base,) = sql(pg_url, "SELECT to_timestamp(floor(EXTRACT(EPOCH FROM now()) / 60) * 60)"
+    (base,) = query(pg_url, "SELECT to_timestamp(floor(EXTRACT(EPOCH FROM now()) / 60) * 60)"
                           " - interval '10 minutes'")[0]
     for worker, offset, running in (("x", 5, 1), ("x", 20, 3), ("y", 10, 2), ("x", 65, 4),
                                     ("x", -3000, 4)):  # the last is outside a 30-minute window
-        sql(pg_url, "INSERT INTO horsies_worker_states (snapshot_at, worker_started_at, pid, "
+        query(pg_url, "INSERT INTO horsies_worker_states (snapshot_at, worker_started_at, pid, "
                     "processes, max_claim_batch, max_claim_per_worker, tasks_running, "
                     "worker_id, hostname, queues) VALUES (%s + %s * interval '1 second', "
                     "%s - interval '1 day', 1, 4, 1, 1, %s, %s, 'h', '{high}')",
@@ -405,7 +392,7 @@ def test_task_breakdown(broker: PostgresBroker, seeded: dict[str, str], pg_url: 
             total.failed, total.cancelled, total.expired, total.retried) == (
         13, 4, 1, 2, 2, 2, 1, 1, 2)
     assert (total.task_ids, total.retry_counts) == ([], [])
-    by_enqueue = [r[0] for r in sql(pg_url, "SELECT id::text, retry_count FROM horsies_tasks "
+    by_enqueue = [r[0] for r in query(pg_url, "SELECT id::text, retry_count FROM horsies_tasks "
                                             "WHERE claimed_by_worker_id = 'w2' "
                                             "ORDER BY enqueued_at, id")]
     assert w2.task_ids == by_enqueue and sorted(w2.retry_counts) == [1, 2]
@@ -413,7 +400,7 @@ def test_task_breakdown(broker: PostgresBroker, seeded: dict[str, str], pg_url: 
     assert len(unassigned.task_ids) == 7
     capped = ok(broker.get_task_breakdown(ids_per_worker=2))
     assert [len(r.task_ids) for r in capped] == [2, 2, 2, 0]
-    assert capped[0].task_ids == [r[0] for r in sql(
+    assert capped[0].task_ids == [r[0] for r in query(
         pg_url, "SELECT id::text FROM horsies_tasks WHERE claimed_by_worker_id = 'w1' "
                 "ORDER BY enqueued_at, id LIMIT 2")]
     assert capped[0].total == 4  # the cap limits the ids, not the counts
@@ -487,15 +474,15 @@ def test_task_filter_rejects_worker_and_unassigned() -> None:
 
 def test_task_detail(app: Horsies, broker: PostgresBroker, pg_url: str) -> None:
     task_id = send(app)
-    sql(pg_url, "INSERT INTO horsies_task_attempts (task_id, attempt, outcome, will_retry, "
+    query(pg_url, "INSERT INTO horsies_task_attempts (task_id, attempt, outcome, will_retry, "
                 "started_at, finished_at, error_code, worker_id) VALUES "
                 "(%s, 1, 'FAILED', TRUE, now(), now(), 'BOOM', 'w1')", (task_id,))
     put(pg_url, task_id, "COMPLETED", worker="w2", retry=1, updated=5)
-    sql(pg_url, "UPDATE horsies_tasks SET result = 'stored', task_options = '{}', "
+    query(pg_url, "UPDATE horsies_tasks SET result = 'stored', task_options = '{}', "
                 "worker_hostname = 'h', worker_pid = 7 WHERE id = %s", (task_id,))
     detail = ok(broker.get_task_detail(task_id))
     assert detail is not None
-    columns = sql(pg_url, "SELECT args, kwargs, enqueue_sha, sent_at, created_at, updated_at, "
+    columns = query(pg_url, "SELECT args, kwargs, enqueue_sha, sent_at, created_at, updated_at, "
                           "priority FROM horsies_tasks WHERE id = %s", (task_id,))[0]
     assert (detail.args, detail.kwargs, detail.enqueue_sha, detail.sent_at, detail.created_at,
             detail.updated_at, detail.priority) == columns
@@ -530,7 +517,7 @@ def every_read(broker: PostgresBroker, task_id: str) -> list[Coroutine[Any, Any,
 
 
 def _tables(url: str) -> list[Any]:
-    return [sql(url, f"SELECT * FROM {table} ORDER BY 1")
+    return [query(url, f"SELECT * FROM {table} ORDER BY 1")
             for table in ("horsies_tasks", "horsies_task_attempts", "horsies_worker_states")]
 
 
@@ -561,7 +548,7 @@ def test_a_database_without_schema_is_a_permanent_error(
         pg_server_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HORSIES_DATABASE_URL", raising=False)
     empty = f"horsies_empty_{uuid.uuid4().hex[:8]}"
-    sql(pg_server_url, f"CREATE DATABASE {empty}")
+    query(pg_server_url, f"CREATE DATABASE {empty}")
     url = with_database(pg_server_url, empty)
     try:
         bare = make_app(url).get_broker()
@@ -573,7 +560,7 @@ def test_a_database_without_schema_is_a_permanent_error(
         finally:
             bare.close()
         # they did not create the schema (§1.5)
-        assert sql(url, "SELECT to_regclass('horsies_tasks')") == [(None,)]
+        assert query(url, "SELECT to_regclass('horsies_tasks')") == [(None,)]
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             drop_database(admin, empty)

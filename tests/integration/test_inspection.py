@@ -35,15 +35,8 @@ from horsies import (
 )
 from horsies.codec import dumps_json
 from horsies.db.broker import PostgresBroker
-from tests.conftest import drop_database, with_database
+from tests.conftest import DOWN_URL, drop_database, query, read_only, with_database
 
-DOWN_URL = "postgresql://nobody@127.0.0.1:1/none"
-READ_ONLY = "options=-c%20default_transaction_read_only%3Don"
-
-
-def read_only(url: str) -> str:
-    """`url` whose sessions refuse every write (the embedded server's URL has a query)."""
-    return f"{url}{'&' if '?' in url else '?'}{READ_ONLY}"
 STALE_KEYS = {"id", "worker_hostname", "worker_pid", "worker_process_name", "last_heartbeat",
               "started_at", "task_name"}
 STATS_KEYS = {"worker_hostname", "worker_pid", "worker_process_name", "active_tasks",
@@ -83,11 +76,6 @@ def down(monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgresBroker]:
     application.get_broker().close()
 
 
-def sql(url: str, text: str, params: Any = None) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(text, params)
-        return cur.fetchall() if cur.description else []
-
 
 def send(app: Horsies, **options: Any) -> str:
     task = app.tasks["add"]
@@ -103,19 +91,19 @@ def stored(result: TaskResult[Any, TaskError]) -> str:
 def finish(url: str, task_id: str, status: str, result: str | None = None,
            notify: bool = False) -> None:
     """End a task by hand; `notify` sends the task_done a worker's cycle would."""
-    sql(url, "UPDATE horsies_tasks SET status = %s, result = %s, started_at = now(), "
+    query(url, "UPDATE horsies_tasks SET status = %s, result = %s, started_at = now(), "
              "completed_at = CASE WHEN %s = 'COMPLETED' THEN now() END, "
              "failed_at = CASE WHEN %s <> 'COMPLETED' THEN now() END WHERE id = %s",
         (status, result, status, status, task_id))
     if notify:
-        sql(url, "SELECT pg_notify('task_done', %s)", (task_id,))
+        query(url, "SELECT pg_notify('task_done', %s)", (task_id,))
 
 
 def running(url: str, app: Horsies, *, worker: str = "w1", pid: int = 100,
             started: str = "1 hour", host: str | None = "host-a") -> str:
     """A sent task made RUNNING on child `pid` of `worker`, started `started` ago."""
     task_id = send(app)
-    sql(url, "UPDATE horsies_tasks SET status = 'RUNNING', claimed = FALSE, "
+    query(url, "UPDATE horsies_tasks SET status = 'RUNNING', claimed = FALSE, "
              "claimed_at = now() - %(age)s::interval, started_at = now() - %(age)s::interval, "
              "claimed_by_worker_id = %(worker)s, worker_pid = %(pid)s, worker_hostname = %(host)s, "
              "worker_process_name = %(name)s WHERE id = %(id)s",
@@ -125,12 +113,12 @@ def running(url: str, app: Horsies, *, worker: str = "w1", pid: int = 100,
 
 
 def runner_beat(url: str, worker: str, pid: int, age: str) -> None:
-    sql(url, "INSERT INTO horsies_heartbeats (sent_at, sender_id, role, pid) "
+    query(url, "INSERT INTO horsies_heartbeats (sent_at, sender_id, role, pid) "
              "VALUES (now() - %s::interval, %s, 'runner', %s)", (age, f"{worker}:{pid}", pid))
 
 
 def status_of(url: str, task_id: str) -> str:
-    return str(sql(url, "SELECT status FROM horsies_tasks WHERE id = %s", (task_id,))[0][0])
+    return str(query(url, "SELECT status FROM horsies_tasks WHERE id = %s", (task_id,))[0][0])
 
 
 def assert_err(outcome: Any, code: BrokerErrorCode, retryable: bool) -> None:
@@ -153,7 +141,7 @@ def test_get_result_returns_stored_results_without_caching(app: Horsies, pg_url:
     finish(pg_url, task_id, "COMPLETED", stored(TaskResult(ok={"a": 5})))
     assert broker.get_result(task_id, timeout_ms=0).unwrap() == {"a": 5}
     # a second read sees the row as it is now: nothing was cached
-    sql(pg_url, "UPDATE horsies_tasks SET result = %s WHERE id = %s",
+    query(pg_url, "UPDATE horsies_tasks SET result = %s WHERE id = %s",
         (stored(TaskResult(ok=7)), task_id))
     assert broker.get_result(task_id).unwrap() == 7
     assert asyncio.run(broker.get_result_async(task_id, timeout_ms=0)).unwrap() == 7
@@ -243,7 +231,7 @@ def test_get_task_info_fields_and_options(app: Horsies, broker: PostgresBroker,
                                           pg_url: str) -> None:
     task_id = send(app, priority=7)
     finish(pg_url, task_id, "FAILED", stored(TaskResult(err=TaskError(error_code="BOOM"))))
-    sql(pg_url, "UPDATE horsies_tasks SET failed_reason = 'why', error_code = 'BOOM', "
+    query(pg_url, "UPDATE horsies_tasks SET failed_reason = 'why', error_code = 'BOOM', "
                 "worker_hostname = 'h', worker_pid = 9 WHERE id = %s", (task_id,))
     plain = broker.get_task_info(task_id).unwrap()
     assert plain is not None
@@ -278,10 +266,10 @@ def test_get_task_info_attempts_newest_first(app: Horsies, broker: PostgresBroke
                                              pg_url: str) -> None:
     task_id = send(app)
     for attempt in (1, 2):
-        sql(pg_url, "INSERT INTO horsies_task_attempts (task_id, attempt, outcome, will_retry, "
+        query(pg_url, "INSERT INTO horsies_task_attempts (task_id, attempt, outcome, will_retry, "
                     "started_at, finished_at, error_code, worker_id) VALUES "
                     "(%s, %s, 'FAILED', TRUE, now(), now(), 'BOOM', 'w1')", (task_id, attempt))
-    sql(pg_url, "UPDATE horsies_tasks SET retry_count = 2, max_retries = 3, "
+    query(pg_url, "UPDATE horsies_tasks SET retry_count = 2, max_retries = 3, "
                 "claimed_by_worker_id = 'w2' WHERE id = %s", (task_id,))
     finish(pg_url, task_id, "COMPLETED", stored(TaskResult(ok=3)))
     info = broker.get_task_info(task_id, include_attempts=True).unwrap()
@@ -361,9 +349,9 @@ def test_get_worker_stats_groups_running_tasks_by_process(app: Horsies,
     assert all(set(s) == STATS_KEYS for s in stats)
     assert [(s["worker_hostname"], s["worker_pid"], s["active_tasks"]) for s in stats] == [
         ("host-a", 201, 2), ("host-b", 202, 1)]
-    started = sql(pg_url, "SELECT min(started_at) FROM horsies_tasks WHERE id = ANY(%s::uuid[])",
+    started = query(pg_url, "SELECT min(started_at) FROM horsies_tasks WHERE id = ANY(%s::uuid[])",
                   (busy,))[0][0]
-    beat = sql(pg_url, "SELECT max(sent_at) FROM horsies_heartbeats WHERE pid = 201")[0][0]
+    beat = query(pg_url, "SELECT max(sent_at) FROM horsies_heartbeats WHERE pid = 201")[0][0]
     assert (stats[0]["oldest_task_start"], stats[0]["latest_heartbeat"]) == (started, beat)
     assert stats[0]["worker_process_name"] == "worker-201"
     assert stats[1]["latest_heartbeat"] is None
@@ -374,9 +362,9 @@ def test_get_expired_tasks_lists_pending_past_good_until(app: Horsies, broker: P
     later, earlier, future, started = (send(app) for _ in range(4))
     for task_id, offset in ((later, "-1 minute"), (earlier, "-1 hour"), (future, "1 hour"),
                             (started, "-2 hours")):
-        sql(pg_url, "UPDATE horsies_tasks SET good_until = now() + %s::interval WHERE id = %s",
+        query(pg_url, "UPDATE horsies_tasks SET good_until = now() + %s::interval WHERE id = %s",
             (offset, task_id))
-    sql(pg_url, "UPDATE horsies_tasks SET status = 'RUNNING', started_at = now(), "
+    query(pg_url, "UPDATE horsies_tasks SET status = 'RUNNING', started_at = now(), "
                 "claimed_by_worker_id = 'w1' WHERE id = %s", (started,))
     rows = asyncio.run(broker.get_expired_tasks()).unwrap()
     assert [r["id"] for r in rows] == [earlier, later]
@@ -389,7 +377,7 @@ def test_get_expired_tasks_lists_pending_past_good_until(app: Horsies, broker: P
 
 
 def _snapshot(url: str) -> list[Any]:
-    return [sql(url, f"SELECT * FROM {table} ORDER BY 1")
+    return [query(url, f"SELECT * FROM {table} ORDER BY 1")
             for table in ("horsies_tasks", "horsies_task_attempts", "horsies_heartbeats",
                           "horsies_child_marks")]
 
@@ -400,7 +388,7 @@ def test_read_only_methods_write_nothing(app: Horsies, pg_url: str,
     finish(pg_url, done, "COMPLETED", stored(TaskResult(ok=3)))
     stale = running(pg_url, app)
     pending = send(app, priority=5)
-    sql(pg_url, "UPDATE horsies_tasks SET good_until = now() - interval '1 hour' WHERE id = %s",
+    query(pg_url, "UPDATE horsies_tasks SET good_until = now() - interval '1 hour' WHERE id = %s",
         (pending,))
     before = _snapshot(pg_url)
     # Every transaction of this broker is read-only: a write would fail the call.
@@ -444,7 +432,7 @@ def test_mark_stale_tasks_as_failed_takes_the_crash_path(app: Horsies, broker: P
     alive = running(pg_url, app, pid=302, started="10 minutes")
     runner_beat(pg_url, "w1", 302, "1 second")
     assert asyncio.run(broker.mark_stale_tasks_as_failed(5_000)).unwrap() == 1
-    status, code, reason = sql(pg_url, "SELECT status, error_code, failed_reason "
+    status, code, reason = query(pg_url, "SELECT status, error_code, failed_reason "
                                        "FROM horsies_tasks WHERE id = %s", (stale,))[0]
     assert (status, code) == ("FAILED", "WORKER_CRASHED")
     assert reason == "Worker process crashed (no runner heartbeat for 5000ms = 5.0s)"
@@ -460,7 +448,7 @@ def test_mark_stale_tasks_as_failed_takes_the_crash_path(app: Horsies, broker: P
 def test_requeue_stale_claimed(app: Horsies, broker: PostgresBroker, pg_url: str) -> None:
     old, recent = send(app), send(app)
     for task_id, age in ((old, "10 minutes"), (recent, "1 second")):
-        sql(pg_url, "UPDATE horsies_tasks SET status = 'CLAIMED', claimed = TRUE, "
+        query(pg_url, "UPDATE horsies_tasks SET status = 'CLAIMED', claimed = TRUE, "
                     "claimed_at = now() - %s::interval, claimed_by_worker_id = 'w1', "
                     "claim_expires_at = now() - interval '1 minute' WHERE id = %s",
             (age, task_id))
@@ -472,9 +460,9 @@ def test_requeue_stale_claimed(app: Horsies, broker: PostgresBroker, pg_url: str
 def test_expire_pending_tasks_expires_and_notifies(app: Horsies, broker: PostgresBroker,
                                                    pg_url: str) -> None:
     past, future = send(app), send(app)
-    sql(pg_url, "UPDATE horsies_tasks SET good_until = now() + %s::interval WHERE id = %s",
+    query(pg_url, "UPDATE horsies_tasks SET good_until = now() + %s::interval WHERE id = %s",
         ("-1 second", past))
-    sql(pg_url, "UPDATE horsies_tasks SET good_until = now() + %s::interval WHERE id = %s",
+    query(pg_url, "UPDATE horsies_tasks SET good_until = now() + %s::interval WHERE id = %s",
         ("1 hour", future))
     with psycopg.connect(pg_url, autocommit=True) as listener:
         listener.execute("LISTEN task_done")
@@ -511,7 +499,7 @@ def test_a_query_on_a_database_without_schema_is_a_permanent_error(
         pg_server_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HORSIES_DATABASE_URL", raising=False)
     empty = f"horsies_empty_{uuid.uuid4().hex[:8]}"
-    sql(pg_server_url, f"CREATE DATABASE {empty}")
+    query(pg_server_url, f"CREATE DATABASE {empty}")
     url = with_database(pg_server_url, empty)
     try:
         bare = make_app(url).get_broker()
@@ -521,7 +509,7 @@ def test_a_query_on_a_database_without_schema_is_a_permanent_error(
                    retryable=False)
         bare.close()
         # they did not create the schema (§1.5)
-        assert sql(url, "SELECT to_regclass('horsies_tasks')") == [(None,)]
+        assert query(url, "SELECT to_regclass('horsies_tasks')") == [(None,)]
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             drop_database(admin, empty)

@@ -30,6 +30,7 @@ from horsies.worker.recovery import (
     requeue_stale_claimed,
     stale_reason,
 )
+from tests.conftest import query
 
 EXPIRED_RESULT = (
     '{"__task_result__":true,"ok":null,"err":{"__task_error__":true,'
@@ -53,30 +54,25 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def sql(url: str, text: str, params: Any = None) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(text, params)
-        return cur.fetchall() if cur.description else []
-
 
 def insert_task(url: str, status: str = "PENDING", **columns: Any) -> str:
     """One horsies_tasks row; `columns` values are SQL expressions."""
     task_id = str(uuid.uuid4())
     values = {"id": f"'{task_id}'", "queue_name": "'default'", "task_name": "'add'",
               "enqueue_sha": "'x'", "status": f"'{status}'", **columns}
-    sql(url, f"INSERT INTO horsies_tasks ({', '.join(values)}) "
+    query(url, f"INSERT INTO horsies_tasks ({', '.join(values)}) "
              f"VALUES ({', '.join(values.values())})")
     return task_id
 
 
 def row(url: str, task_id: str, columns: str) -> tuple[Any, ...]:
-    return sql(url, f"SELECT {columns} FROM horsies_tasks WHERE id = %s", (task_id,))[0]
+    return query(url, f"SELECT {columns} FROM horsies_tasks WHERE id = %s", (task_id,))[0]
 
 
 def n_attempts(url: str, task_id: str | None = None) -> int:
     if task_id is None:
-        return sql(url, "SELECT count(*) FROM horsies_task_attempts")[0][0]
-    return sql(url, "SELECT count(*) FROM horsies_task_attempts WHERE task_id = %s",
+        return query(url, "SELECT count(*) FROM horsies_task_attempts")[0][0]
+    return query(url, "SELECT count(*) FROM horsies_task_attempts WHERE task_id = %s",
                (task_id,))[0][0]
 
 
@@ -106,12 +102,12 @@ def test_pending_expiry_moves_only_past_deadlines(pg_url: str) -> None:
 
 
 def claimer_beat(url: str, worker_id: str, age: str) -> None:
-    sql(url, "INSERT INTO horsies_heartbeats (sent_at, sender_id, role) "
+    query(url, "INSERT INTO horsies_heartbeats (sent_at, sender_id, role) "
              "VALUES (now() - %s::interval, %s, 'claimer')", (age, worker_id))
 
 
 def runner_beat(url: str, worker_id: str, pid: int, age: str) -> None:
-    sql(url, "INSERT INTO horsies_heartbeats (sent_at, sender_id, role, pid) "
+    query(url, "INSERT INTO horsies_heartbeats (sent_at, sender_id, role, pid) "
              "VALUES (now() - %s::interval, %s, 'runner', %s)", (age, f"{worker_id}:{pid}", pid))
 
 
@@ -159,7 +155,7 @@ def _running(url: str, pid: int = 4242, seq: int | None = None, worker: str = "w
 
 
 def mark(url: str, worker: str, pid: int, limit: int) -> None:
-    sql(url, "INSERT INTO horsies_child_marks (worker_id, pid, start_limit) VALUES (%s, %s, %s)",
+    query(url, "INSERT INTO horsies_child_marks (worker_id, pid, start_limit) VALUES (%s, %s, %s)",
         (worker, pid, limit))
 
 
@@ -192,7 +188,7 @@ def test_stale_child_crashes_what_may_have_started_and_returns_the_rest(pg_url: 
         assert data["worker_pid"] == 4242
         assert data["stale_threshold_ms"] == 5_000 and data["stale_threshold_seconds"] == 5.0
         assert data["started_at"] and data["detected_at"]
-        attempts = sql(pg_url, "SELECT attempt, outcome, will_retry, error_code, error_message, "
+        attempts = query(pg_url, "SELECT attempt, outcome, will_retry, error_code, error_message, "
                                "failed_reason, worker_id FROM horsies_task_attempts "
                                "WHERE task_id = %s", (task_id,))
         assert attempts == [(1, "WORKER_FAILURE", False, "WORKER_CRASHED", reason, reason, "w1")]
@@ -203,7 +199,7 @@ def test_stale_child_crashes_what_may_have_started_and_returns_the_rest(pg_url: 
     for alive in (beating, fresh):
         assert row(pg_url, alive, "status") == ("RUNNING",)
     # the mark is revoked: the child's worker, were it alive, could not raise it again
-    assert sql(pg_url, "SELECT revoked FROM horsies_child_marks WHERE pid = 4242") == [(True,)]
+    assert query(pg_url, "SELECT revoked FROM horsies_child_marks WHERE pid = 4242") == [(True,)]
 
 
 def test_a_row_without_run_position_takes_the_crash_path(pg_url: str) -> None:
@@ -237,7 +233,7 @@ def test_stale_run_retried_when_policy_lists_worker_crashed(pg_url: str) -> None
                          "extract(epoch FROM next_retry_at - now())")
     assert (status, retry_count, error_code, claimed_by) == ("PENDING", 1, None, None)
     assert 0.5 < float(delay) <= 2.0
-    attempts = sql(pg_url, "SELECT attempt, outcome, will_retry, error_code "
+    attempts = query(pg_url, "SELECT attempt, outcome, will_retry, error_code "
                            "FROM horsies_task_attempts WHERE task_id = %s", (retried,))
     assert attempts == [(1, "WORKER_FAILURE", True, "WORKER_CRASHED")]
 
@@ -251,12 +247,12 @@ def test_retention_deletes_old_rows_and_cascades_attempts(pg_url: str) -> None:
     new_done = insert_task(pg_url, "FAILED", updated_at=new, error_code="'X'")
     old_pending = insert_task(pg_url, "PENDING", updated_at=old)
     for task_id in (old_done, new_done):
-        sql(pg_url, "INSERT INTO horsies_task_attempts (task_id, started_at, finished_at, "
+        query(pg_url, "INSERT INTO horsies_task_attempts (task_id, started_at, finished_at, "
                     "attempt, outcome) VALUES (%s, now(), now(), 1, 'COMPLETED')", (task_id,))
     runner_beat(pg_url, "w1", 1, "3 hours")
     runner_beat(pg_url, "w1", 1, "30 minutes")
     for age in ("3 hours", "30 minutes"):
-        sql(pg_url, "INSERT INTO horsies_worker_states (snapshot_at, worker_started_at, pid, "
+        query(pg_url, "INSERT INTO horsies_worker_states (snapshot_at, worker_started_at, pid, "
                     "processes, max_claim_batch, max_claim_per_worker, worker_id, hostname, "
                     "queues) VALUES (now() - %s::interval, now(), 1, 1, 1, 1, 'w1', 'h', "
                     "'{default}')", (age,))
@@ -266,11 +262,11 @@ def test_retention_deletes_old_rows_and_cascades_attempts(pg_url: str) -> None:
     deleted = run(prune_retention(make_tx(pg_url), config)).ok_value
     assert deleted is not None
     assert (deleted["heartbeats"], deleted["worker_states"], deleted["tasks"]) == (1, 1, 1)
-    ids = {r[0] for r in sql(pg_url, "SELECT id::text FROM horsies_tasks")}
+    ids = {r[0] for r in query(pg_url, "SELECT id::text FROM horsies_tasks")}
     assert ids == {new_done, old_pending}  # non-terminal rows are never pruned
-    assert sql(pg_url, "SELECT task_id::text FROM horsies_task_attempts") == [(new_done,)]
-    assert sql(pg_url, "SELECT count(*) FROM horsies_heartbeats")[0][0] == 1
-    assert sql(pg_url, "SELECT count(*) FROM horsies_worker_states")[0][0] == 1
+    assert query(pg_url, "SELECT task_id::text FROM horsies_task_attempts") == [(new_done,)]
+    assert query(pg_url, "SELECT count(*) FROM horsies_heartbeats")[0][0] == 1
+    assert query(pg_url, "SELECT count(*) FROM horsies_worker_states")[0][0] == 1
     # the advisory lock was released: a second pass runs (and finds nothing)
     again = run(prune_retention(make_tx(pg_url), config)).ok_value
     assert again is not None and not any(again.values())
@@ -284,13 +280,13 @@ def test_retention_none_disables_a_category(pg_url: str) -> None:
                             terminal_record_retention_hours=None)
     deleted = run(prune_retention(make_tx(pg_url), config)).ok_value
     assert deleted is not None and not any(deleted.values())
-    assert sql(pg_url, "SELECT count(*) FROM horsies_tasks")[0][0] == 1
-    assert sql(pg_url, "SELECT count(*) FROM horsies_heartbeats")[0][0] == 1
+    assert query(pg_url, "SELECT count(*) FROM horsies_tasks")[0][0] == 1
+    assert query(pg_url, "SELECT count(*) FROM horsies_heartbeats")[0][0] == 1
     only_beats = RecoveryConfig(heartbeat_retention_hours=1, worker_state_retention_hours=None,
                                 terminal_record_retention_hours=None)
     deleted = run(prune_retention(make_tx(pg_url), only_beats)).ok_value
     assert deleted is not None and deleted["heartbeats"] == 1 and deleted["tasks"] == 0
-    assert sql(pg_url, "SELECT count(*) FROM horsies_tasks")[0][0] == 1
+    assert query(pg_url, "SELECT id::text FROM horsies_tasks") == [(done,)]
 
 
 def test_retention_skipped_while_another_holds_the_lock(pg_url: str) -> None:
@@ -328,7 +324,7 @@ def test_three_permanent_failures_disable_an_operation(
     pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A real, permanent failure: the column the stale-claim query needs is gone.
-    sql(pg_url, "ALTER TABLE horsies_heartbeats RENAME COLUMN role TO role_gone")
+    query(pg_url, "ALTER TABLE horsies_heartbeats RENAME COLUMN role TO role_gone")
     direct = run(requeue_stale_claimed(make_tx(pg_url), 1_000))
     error = direct.err_value
     assert error.code is BrokerErrorCode.CLEANUP_FAILED and not error.retryable
@@ -346,13 +342,13 @@ def test_three_permanent_failures_disable_an_operation(
 
 
 def test_a_disabled_operation_is_skipped_and_the_others_keep_running(pg_url: str) -> None:
-    sql(pg_url, "ALTER TABLE horsies_heartbeats RENAME COLUMN role TO role_gone")
+    query(pg_url, "ALTER TABLE horsies_heartbeats RENAME COLUMN role TO role_gone")
     pending = insert_task(pg_url, good_until="now() - interval '1 second'")
 
     def expire_after_disabling(i: int, reaper: Reaper) -> None:
         if i == 2:  # now disabled: the next pass skips it and still expires tasks
             assert reaper.disabled
-            sql(pg_url, "UPDATE horsies_tasks SET status = 'PENDING', error_code = NULL, "
+            query(pg_url, "UPDATE horsies_tasks SET status = 'PENDING', error_code = NULL, "
                         "result = NULL, failed_at = NULL WHERE id = %s", (pending,))
 
     reaper = reaper_passes(pg_url, 4, expire_after_disabling)
@@ -361,12 +357,12 @@ def test_a_disabled_operation_is_skipped_and_the_others_keep_running(pg_url: str
 
 
 def test_a_success_resets_the_permanent_failure_count(pg_url: str) -> None:
-    sql(pg_url, "ALTER TABLE horsies_heartbeats RENAME COLUMN role TO role_gone")
+    query(pg_url, "ALTER TABLE horsies_heartbeats RENAME COLUMN role TO role_gone")
 
     def repair(i: int, reaper: Reaper) -> None:
         if i == 1:
             assert reaper.failures["requeue_stale_claimed"] == 2
-            sql(pg_url, "ALTER TABLE horsies_heartbeats RENAME COLUMN role_gone TO role")
+            query(pg_url, "ALTER TABLE horsies_heartbeats RENAME COLUMN role_gone TO role")
 
     reaper = reaper_passes(pg_url, 3, repair)
     assert reaper.failures == {"requeue_stale_claimed": 0, "mark_stale_tasks_as_failed": 0}
