@@ -12,12 +12,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from horsies.codec import loads_json, task_result_from_json
 from horsies.info import BrokerErrorCode, BrokerOperationError, TaskAttemptInfo, TaskInfo
 from horsies.result import Err, Ok
 from horsies.sql import queries
 from horsies.states import TaskAttemptOutcome, TaskStatus
-from horsies.task_result import TaskError, TaskResult
+from horsies.tasks.waiting import decode_result_text
 
 Row = tuple[Any, ...]
 
@@ -63,10 +62,10 @@ def build_task_info(
         return Ok(None)
     result = None
     if include_result and row[18] is not None:
-        decoded = _decode_result(row[18])
+        decoded = decode_result_text(row[18])
         if isinstance(decoded, str):
             return failure(BrokerErrorCode.TASK_INFO_QUERY_FAILED,
-                           f"stored result of {row[0]} is invalid: {decoded}")
+                           f"task {row[0]}: {decoded}")
         result = decoded
     return Ok(TaskInfo(
         task_id=row[0], task_name=row[1], status=TaskStatus(row[2]), queue_name=row[3],
@@ -78,15 +77,6 @@ def build_task_info(
         failed_reason=row[19] if include_failed_reason else None,
         attempts=_attempts(row, stored_attempts) if include_attempts else None,
     ))
-
-
-def _decode_result(text: str) -> TaskResult[Any, TaskError] | str:
-    """The decoded result, or why it could not be decoded."""
-    parsed = loads_json(text)
-    if parsed.is_err():
-        return str(parsed.err_value)
-    decoded = task_result_from_json(parsed.ok_value)
-    return str(decoded.err_value) if decoded.is_err() else decoded.ok_value
 
 
 def _attempts(task: Row, stored: list[Row]) -> list[TaskAttemptInfo]:

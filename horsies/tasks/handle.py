@@ -16,7 +16,6 @@ from horsies.task_result import TaskError, TaskResult
 from horsies.tasks.waiting import (
     Waited,
     check_timeout,
-    decode_stored_result,
     error_result,
     wait_for_result,
     wait_for_result_async,
@@ -25,7 +24,7 @@ from horsies.tasks.waiting import (
 if TYPE_CHECKING:
     from horsies.app import Horsies
 
-__all__ = ["TaskHandle", "decode_stored_result"]
+__all__ = ["TaskHandle"]
 
 T = TypeVar("T")
 

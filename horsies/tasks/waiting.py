@@ -39,21 +39,23 @@ def error_result(code: Any, message: str, **data: Any) -> TaskResult[Any, TaskEr
     return TaskResult(err=TaskError(error_code=code, message=message, data=data or None))
 
 
-def decode_stored_result(text: str | None) -> TaskResult[Any, TaskError]:
-    """A stored result text as a TaskResult; RESULT_DESERIALIZATION_ERROR if invalid."""
+def decode_result_text(text: str | None) -> TaskResult[Any, TaskError] | str:
+    """A stored result text as a TaskResult, or why it cannot be decoded."""
     parsed = loads_json(text)
     if parsed.is_err():
-        return error_result(
-            OperationalErrorCode.RESULT_DESERIALIZATION_ERROR,
-            f"stored result is not valid JSON: {parsed.err_value}",
-        )
+        return f"stored result is not valid JSON: {parsed.err_value}"
     decoded = task_result_from_json(parsed.ok_value)
     if decoded.is_err():
-        return error_result(
-            OperationalErrorCode.RESULT_DESERIALIZATION_ERROR,
-            f"stored result could not be decoded: {decoded.err_value}",
-        )
+        return f"stored result could not be decoded: {decoded.err_value}"
     return decoded.ok_value
+
+
+def decode_stored_result(text: str | None) -> TaskResult[Any, TaskError]:
+    """A stored result text as a TaskResult; RESULT_DESERIALIZATION_ERROR if invalid."""
+    decoded = decode_result_text(text)
+    if isinstance(decoded, str):
+        return error_result(OperationalErrorCode.RESULT_DESERIALIZATION_ERROR, decoded)
+    return decoded
 
 
 def check_timeout(timeout_ms: object) -> None:
