@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Final
 
-__all__ = ["TaskStatus", "TaskAttemptOutcome", "TASK_TERMINAL_STATES"]
+__all__ = [
+    "TaskStatus",
+    "TaskAttemptOutcome",
+    "TASK_TERMINAL_STATES",
+    "WorkflowStatus",
+    "WorkflowTaskStatus",
+    "WORKFLOW_TERMINAL_STATES",
+    "WORKFLOW_TASK_TERMINAL_STATES",
+]
 
 
 class TaskStatus(Enum):
@@ -41,3 +49,44 @@ class TaskAttemptOutcome(str, Enum):
 
     def __format__(self, format_spec: str) -> str:
         return format(str(self.value), format_spec)
+
+
+class WorkflowStatus(StrEnum):
+    """State of a workflow row (workflows.md §14)."""
+
+    PENDING = "PENDING"  # reserved: the engine inserts RUNNING directly
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    PAUSED = "PAUSED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in WORKFLOW_TERMINAL_STATES
+
+
+WORKFLOW_TERMINAL_STATES: Final[frozenset[WorkflowStatus]] = frozenset(
+    {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED}
+)
+
+
+class WorkflowTaskStatus(StrEnum):
+    """State of one node of a workflow (workflows.md §14)."""
+
+    PENDING = "PENDING"  # waiting for dependencies
+    READY = "READY"  # dependencies satisfied, not yet enqueued
+    ENQUEUED = "ENQUEUED"  # task row created
+    RUNNING = "RUNNING"  # task executing
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in WORKFLOW_TASK_TERMINAL_STATES
+
+
+WORKFLOW_TASK_TERMINAL_STATES: Final[frozenset[WorkflowTaskStatus]] = frozenset(
+    {WorkflowTaskStatus.COMPLETED, WorkflowTaskStatus.FAILED, WorkflowTaskStatus.SKIPPED}
+)
