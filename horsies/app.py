@@ -290,7 +290,9 @@ class Horsies:
         try:
             from horsies.db.broker import PostgresBroker
 
-            return PostgresBroker(self.config.broker, self.config)
+            broker = PostgresBroker(self.config.broker, self.config)
+            broker.app = self
+            return broker
         except Exception as exc:
             raise HorsiesError(
                 "could not create the broker",

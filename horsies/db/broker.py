@@ -34,6 +34,7 @@ from horsies.tasks.ids import is_uuid
 from horsies.tasks.waiting import check_timeout, wait_for_result, wait_for_result_async
 
 if TYPE_CHECKING:
+    from horsies.app import Horsies
     from horsies.config import AppConfig
     from horsies.monitoring import (
         ClusterSummary,
@@ -92,6 +93,9 @@ class PostgresBroker:
         # The configuration of the app the broker belongs to, if any: its queues
         # are listed by get_queue_stats even before they hold a row.
         self.app_config = app_config
+        # The app itself, set by the app that made the broker: workflow starts
+        # resolve queues and priorities through it (workflows.md §4.2).
+        self.app: Horsies | None = None
         self._lock = threading.Lock()
         self._url: str | None = None
         self._pool: ConnectionPool | None = None

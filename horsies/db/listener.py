@@ -1,7 +1,7 @@
 """The producer-side LISTEN connection that wakes result waiters.
 
 One thread per broker owns one autocommit connection listening on
-`task_done`. Waiters (sync or async) register a callback for a task id; a
+`task_done` and `workflow_done`. Waiters (sync or async) register a callback for a task id; a
 notification naming that id calls it. After a reconnect every waiter is
 woken, because notifications sent meanwhile are lost; waiters always re-read
 the row, never trusting a notification alone.
@@ -22,7 +22,8 @@ from horsies.sql import listen
 log = logging.getLogger("horsies.listener")
 
 Wake = Callable[[], None]
-_CHANNEL = "task_done"
+# Task ids and workflow ids are distinct UUIDs: one table of waiters serves both.
+_CHANNELS = ("task_done", "workflow_done")
 
 
 class ResultListener:
@@ -82,7 +83,8 @@ class ResultListener:
                 with psycopg.connect(
                     self._url(), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
                 ) as conn:
-                    conn.execute(listen(_CHANNEL))
+                    for channel in _CHANNELS:
+                        conn.execute(listen(channel))
                     self._connected.set()
                     self._wake(None)
                     delay = 0.2

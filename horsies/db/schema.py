@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 #: Schema version this build creates and understands.
-CURRENT_SCHEMA_VERSION: Final = 3
+CURRENT_SCHEMA_VERSION: Final = 4
 
 #: Advisory lock key serializing schema initialization: the first 8 bytes of
 #: ``sha256(b"horsies:schema:v1")`` read as a big-endian signed 64-bit integer.

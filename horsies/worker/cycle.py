@@ -43,6 +43,16 @@ log = logging.getLogger("horsies.worker")
 # Columns of a handed-out task, as `worker_cycle` returns it.
 _PID, _SEQ, _ID, _NAME, _ARGS, _KWARGS, _QUEUE, _RETRIES, _MAX_RETRIES, _OPTIONS = range(1, 11)
 
+# Every task row of a workflow node carries this key in its kwargs
+# (workflows.md §5.5): a substring test tells the cycle which endings must
+# advance a workflow, at no cost to tasks that are not nodes.
+_NODE_MARK = '"__horsies_workflow_meta__"'
+
+
+def _is_node(row: Handed) -> bool:
+    kwargs = row[_KWARGS]
+    return kwargs is not None and _NODE_MARK in kwargs
+
 
 class Cycle:
     """Turns what the children report into cycles of one statement each."""
@@ -190,6 +200,7 @@ class _Plan:
         self.starting: set[Child] = set()
         self.reserved: dict[Child, list[int]] = {}  # run positions this cycle may fill
         self.confirming: list[ReadyTask] = []
+        self.nodes_ended: list[str] = []  # ended tasks that are workflow nodes
         self.looks = cycle.looks
         self._endings(results)
         self._deaths()
@@ -210,6 +221,8 @@ class _Plan:
                     raise RuntimeError(f"child {child.pid} reported run position {seq}, "
                                        f"expected {row[_SEQ]}")
                 self.durations.append(duration)
+                if _is_node(row):
+                    self.nodes_ended.append(row[_ID])
                 if ok:
                     stmt.complete(row[_ID], child.pid, result_json, started)
                 else:
@@ -232,6 +245,8 @@ class _Plan:
             now = datetime.now(UTC)
             for row in list(child.queue)[self.consumed[child]:]:
                 if row[_SEQ] <= began:
+                    if _is_node(row):
+                        self.nodes_ended.append(row[_ID])
                     result = crash_result_json(reason, cycle.worker_id, cycle.hostname,
                                                child.pid, None, now)
                     delay = retry_after(row[_ID], row[_OPTIONS], row[_RETRIES],
@@ -336,17 +351,44 @@ class _Plan:
             return []
         try:
             try:
+                if self.nodes_ended:
+                    # The workflow moves in the transaction that ends its nodes' tasks.
+                    async with conn.transaction():
+                        rows = await self._run(conn, self.stmt)
+                        await self._advance(conn)
+                    return rows
                 return await self._run(conn, self.stmt)
             except Exception as exc:
                 if is_transient(exc):
                     raise
                 log.error("A cycle statement failed (%s: %s); writing its endings one by one",
                           type(exc).__name__, exc)
-                return await self._isolate(conn)
+                rows = await self._isolate(conn)
+                await self._advance_alone(conn)
+                return rows
         except BaseException:
             if cycle.ready is not None and self.confirming:
                 cycle.ready.put_back(self.confirming)
             raise
+
+    async def _advance(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        from horsies.workflows import engine
+
+        await engine.tasks_ended(conn, self.nodes_ended)
+
+    async def _advance_alone(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """After endings written one by one: the workflows move in a transaction of
+        their own; if that fails too, the reaper's recovery moves them later."""
+        if not self.nodes_ended:
+            return
+        try:
+            async with conn.transaction():
+                await self._advance(conn)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.error("Workflow nodes of %d ended task(s) not advanced (%s: %s); recovery "
+                      "will", len(self.nodes_ended), type(exc).__name__, exc)
 
     async def _run(self, conn: psycopg.AsyncConnection[Any], stmt: Statement
                    ) -> list[tuple[Any, ...]]:
@@ -419,6 +461,11 @@ class _Plan:
         # What is written is applied above; what follows only reads or tidies, and
         # a connection lost here must not undo any of it.
         try:
+            started = [row[_ID] for handed in runs.values() for row in handed if _is_node(row)]
+            if started:
+                from horsies.workflows import engine
+
+                await engine.tasks_started(conn, started)
             if lost:
                 await self._diagnose(lost, conn)
             if completed < len(self.stmt.ok_ids):

@@ -149,6 +149,21 @@ async def expire_pending_tasks(tx: Tx) -> Result[int, BrokerOperationError]:
         return _failure(exc, "expire_pending_tasks")
 
 
+async def recover_workflows(tx: Tx) -> Result[int, BrokerOperationError]:
+    """Workflow recovery (workers.md §11.5) in one transaction; Ok(nodes repaired)."""
+    try:
+        async with tx() as conn:
+            cur = await conn.execute(queries["retention_workflow_tables_exist"])
+            found = await cur.fetchone()
+            if not (found and found[0]):
+                return Ok(0)
+            from horsies.workflows import engine
+
+            return Ok(await engine.recover(conn))
+    except Exception as exc:  # noqa: BLE001 - becomes an error value
+        return _failure(exc, "recover_workflows")
+
+
 async def prune_retention(
     tx: Tx, recovery: RecoveryConfig
 ) -> Result[dict[str, int] | None, BrokerOperationError]:
@@ -208,7 +223,8 @@ class Reaper:
         self.on_retry = on_retry
         self.on_recovered = on_recovered
         self.stopping = stopping
-        self.failures = {"requeue_stale_claimed": 0, "mark_stale_tasks_as_failed": 0}
+        self.failures = {"requeue_stale_claimed": 0, "mark_stale_tasks_as_failed": 0,
+                         "recover_workflows": 0}
         self.disabled: set[str] = set()
         self.next_retention: float | None = None  # monotonic; None = due now
         # When this reaper last lost the database (monotonic). Heartbeats could not
@@ -261,6 +277,10 @@ class Reaper:
                 self.last_outage = time.monotonic()
         elif expired.ok_value > 0:
             log.info("Reaper expired %d PENDING task(s) past good_until", expired.ok_value)
+        if "recover_workflows" not in self.disabled:
+            repaired = await recover_workflows(tx)
+            if self._counted("recover_workflows", repaired) and repaired.ok_value > 0:
+                log.info("Reaper recovered %d stuck workflow task(s)", repaired.ok_value)
         await self._retention()
 
     async def _retention(self) -> None:

@@ -45,7 +45,7 @@ CHANNELS = ("task_new", "task_queue_default", "task_queue_other", "horsies_task_
 
 TABLES = {"horsies_tasks", "horsies_task_attempts", "horsies_heartbeats",
           "horsies_worker_states", "horsies_schema_version", "horsies_child_marks",
-          "horsies_schedule_state"}
+          "horsies_schedule_state", "horsies_workflows", "horsies_workflow_tasks"}
 INDEXES = {
     "horsies_tasks_pkey", "idx_horsies_tasks_claimable", "idx_horsies_tasks_lease",
     "idx_horsies_tasks_active", "idx_horsies_tasks_deadline",
@@ -57,10 +57,17 @@ INDEXES = {
     "idx_horsies_worker_states_worker_snapshot", "idx_horsies_worker_states_snapshot_at",
     "horsies_schema_version_pkey", "horsies_child_marks_pkey", "horsies_schedule_state_pkey",
     "idx_horsies_schedule_state_next_run",
+    "horsies_workflows_pkey", "idx_horsies_workflows_status", "idx_horsies_workflows_parent",
+    "idx_horsies_workflows_root", "idx_horsies_workflows_updated",
+    "idx_horsies_workflows_status_updated", "horsies_workflow_tasks_pkey",
+    "uq_horsies_workflow_task_index", "idx_horsies_workflow_tasks_node_id",
+    "idx_horsies_workflow_tasks_status", "idx_horsies_workflow_tasks_task_id",
+    "idx_horsies_workflow_tasks_sub", "idx_horsies_workflow_tasks_deps",
 }
 TRIGGERS = {
     ("horsies_worker_states", "horsies_worker_state_notify_trigger",
      "horsies_notify_worker_state_change"),
+    ("horsies_workflows", "horsies_workflow_notify_trigger", "horsies_notify_workflow_changes"),
 }
 
 
