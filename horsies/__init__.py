@@ -96,6 +96,15 @@ from horsies.tasks.send_types import (
     TaskSendResult,
 )
 
+# --- workflows: values injected into task functions (workflows.md §5) ---
+from horsies.workflows.context import (
+    NodeKey,
+    SubWorkflowSummary,
+    WorkflowContext,
+    WorkflowContextMissingIdError,
+    WorkflowMeta,
+)
+
 __all__ = [
     "TASK_TERMINAL_STATES",
     "AppConfig",
@@ -185,4 +194,10 @@ __all__ = [
     "__version__",
     "is_err",
     "is_ok",
+    # --- workflows: values injected into task functions (workflows.md §5) ---
+    "NodeKey",
+    "SubWorkflowSummary",
+    "WorkflowContext",
+    "WorkflowContextMissingIdError",
+    "WorkflowMeta",
 ]

@@ -10,6 +10,7 @@ that the position is within the limit the main process recorded durably.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import mmap
@@ -21,7 +22,8 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
 from horsies.codec import (
     dumps_json,
@@ -33,6 +35,7 @@ from horsies.codec import (
 from horsies.codes import OperationalErrorCode
 from horsies.task_result import TaskError, TaskResult
 from horsies.worker import protocol
+from horsies.workflows import wire
 
 log = logging.getLogger("horsies.worker")
 
@@ -91,7 +94,15 @@ def execute(tasks: dict[str, Any], name: str, args_json: str | None,
     if task is None:
         return _error_outcome(OperationalErrorCode.WORKER_RESOLUTION_ERROR,
                               f"task '{name}' is not registered in this worker", name)
-    decoded = _decode_arguments(args_json, kwargs_json)
+    if kwargs_json is not None and wire.MARKER in kwargs_json:
+        try:
+            decoded = _decode_workflow_arguments(task, args_json, kwargs_json)
+        except Exception as exc:  # noqa: BLE001 - the child's own code around the call
+            return _error_outcome(OperationalErrorCode.TASK_EXCEPTION,
+                                  "could not prepare the workflow arguments: "
+                                  f"{type(exc).__name__}: {exc}", name)
+    else:
+        decoded = _decode_arguments(args_json, kwargs_json)
     if isinstance(decoded, str):
         return _error_outcome(OperationalErrorCode.WORKER_SERIALIZATION_ERROR,
                               f"could not decode the stored {decoded}", name)
@@ -130,6 +141,60 @@ def _decode_arguments(args_json: str | None, kwargs_json: str | None
             return f"keyword arguments: {rebuilt_kw.err_value}"
         kwargs = rebuilt_kw.ok_value
     return args, kwargs
+
+
+def _decode_workflow_arguments(task: Any, args_json: str | None, kwargs_json: str
+                               ) -> tuple[tuple[Any, ...], dict[str, Any]] | str:
+    """`_decode_arguments` for a workflow row: the engine's envelopes are taken
+    out before the codec sees the static kwargs (it refuses ``__horsies`` keys),
+    then added back as decoded values (workflows.md §5.5)."""
+    decoded_args = _decode_arguments(args_json, None)
+    if isinstance(decoded_args, str):
+        return decoded_args
+    parsed = loads_json(kwargs_json)
+    if parsed.is_err():
+        return f"keyword arguments: {parsed.err_value}"
+    tree = parsed.ok_value
+    if type(tree) is not dict:  # not a workflow row after all: the codec names the problem
+        return _decode_arguments(args_json, kwargs_json)
+    try:
+        injections = wire.split_injections(tree)
+    except wire.WireFormatError as exc:
+        return f"keyword arguments: {exc}"
+    rebuilt = json_to_kwargs(tree)
+    if rebuilt.is_err():
+        return f"keyword arguments: {rebuilt.err_value}"
+    kwargs = rebuilt.ok_value
+    kwargs.update(injections.results)
+    wants_ctx, wants_meta = _injectable(task)
+    if wants_ctx and injections.ctx is not None:
+        kwargs[wire.CTX_PARAM] = injections.ctx
+    if wants_meta and injections.meta is not None:
+        kwargs[wire.META_PARAM] = injections.meta
+    return decoded_args[0], kwargs
+
+
+# Task -> (declares workflow_ctx, declares workflow_meta). Reading a signature
+# costs microseconds; a child runs the same few tasks many times over.
+_INJECTABLE: dict[Any, tuple[bool, bool]] = {}
+_BY_KEYWORD: Final = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _injectable(task: Any) -> tuple[bool, bool]:
+    found = _INJECTABLE.get(task)
+    if found is None:
+        signature = getattr(task, "signature", None) or inspect.signature(task)
+        params = signature.parameters
+        found = (_declares(params, wire.CTX_PARAM), _declares(params, wire.META_PARAM))
+        _INJECTABLE[task] = found
+    return found
+
+
+def _declares(params: Mapping[str, inspect.Parameter], name: str) -> bool:
+    # Only a parameter of that name takes the value: a **kwargs catch-all does
+    # not declare it, and a positional-only one cannot be passed by name.
+    param = params.get(name)
+    return param is not None and param.kind in _BY_KEYWORD
 
 
 class Channel:
