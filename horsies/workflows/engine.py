@@ -33,7 +33,6 @@ from horsies.tasks.ids import new_task_ids
 from horsies.tasks.send_types import enqueue_sha
 from horsies.tasks.waiting import decode_result_text
 from horsies.workflows import wire
-from horsies.workflows.context import upstream_skipped
 from horsies.workflows.outcome import evaluate_outcome
 
 __all__ = ["tasks_ended", "tasks_started", "enqueue_roots", "recover", "Locked"]
@@ -336,7 +335,7 @@ def _source_text(source: tuple[Any, ...] | None, index: int) -> str | None:
         return None
     status, result = source[3], source[4]
     if status == "SKIPPED":
-        return _encode(upstream_skipped(index))
+        return wire.skipped_result_json(index)
     if status in ("COMPLETED", "FAILED"):
         return result if result is not None else _failure(
             OperationalErrorCode.RESULT_DESERIALIZATION_ERROR,
@@ -349,22 +348,11 @@ def _task_row(node: tuple[Any, ...], inputs: dict[NodeRef, tuple[Any, ...]]
     """The task row of an enqueued node, or the stored result of its failure."""
     (wf, index, node_id, task_name, queue, priority, static, options, args_from,
      ctx_indices, _deps) = node
-    static = static or "{}"
     injected: dict[str, dict[str, Any]] = {}
-    if args_from:
-        try:
-            taken = set(orjson.loads(static))
-        except orjson.JSONDecodeError as exc:
-            return _failure(OperationalErrorCode.WORKER_SERIALIZATION_ERROR,
-                            f"stored kwargs of node {node_id!r} are corrupt: {exc}")
-        for param, source_index in args_from.items():
-            if param in taken:
-                return _failure(OperationalErrorCode.WORKFLOW_ENQUEUE_FAILED,
-                                f"node {node_id!r}: args_from key {param!r} is also a static "
-                                "kwarg")
-            text = _source_text(inputs.get((wf, int(source_index))), int(source_index))
-            if text is not None:
-                injected[param] = wire.taskresult_arg(text)
+    for param, source_index in (args_from or {}).items():
+        text = _source_text(inputs.get((wf, int(source_index))), int(source_index))
+        if text is not None:
+            injected[param] = wire.taskresult_arg(text)
     ctx = None
     if ctx_indices:
         results: dict[str, str] = {}
@@ -377,9 +365,12 @@ def _task_row(node: tuple[Any, ...], inputs: dict[NodeRef, tuple[Any, ...]]
     try:
         kwargs = wire.node_kwargs_json(static, injected, ctx,
                                        wire.meta_envelope(wf, index, task_name))
+    except wire.KwargsConflictError as exc:
+        return _failure(OperationalErrorCode.WORKFLOW_ENQUEUE_FAILED,
+                        f"node {node_id!r} could not be enqueued: {exc}")
     except (ValueError, TypeError) as exc:
         return _failure(OperationalErrorCode.WORKER_SERIALIZATION_ERROR,
-                        f"kwargs of node {node_id!r} could not be encoded: {exc}")
+                        f"kwargs of node {node_id!r} could not be built: {exc}")
     return _TaskRow(wf, index, task_name, queue, priority, kwargs, options)
 
 
@@ -421,9 +412,9 @@ async def _workflow_result(conn: Conn, workflow_id: str, output: int | None) -> 
     if output is not None:
         for index, _node_id, status, stored in rows:
             if status == "SKIPPED" or stored is None:
-                return _encode(upstream_skipped(index))
+                return wire.skipped_result_json(index)
             return str(stored)
-        return _encode(upstream_skipped(output))
+        return wire.skipped_result_json(output)
     sinks: dict[str, TaskResult[Any, TaskError] | None] = {}
     for _index, node_id, _status, stored in rows:
         decoded = decode_result_text(stored) if stored is not None else None
