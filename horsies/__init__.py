@@ -96,8 +96,21 @@ from horsies.tasks.send_types import (
     TaskSendResult,
 )
 
+# -- workflows: building and validating DAGs (workflows.md §3-§4, §8-§9) --------------
+from horsies.workflows.definition import WorkflowDefinition
+from horsies.workflows.nodes import AnyNode, OnError, SubWorkflowNode, TaskNode, slugify
+from horsies.workflows.spec import (
+    SuccessCase,
+    SuccessPolicy,
+    WorkflowSpec,
+    WorkflowTerminalResults,
+)
+
+# -- end of workflow building names ------------------------------------------------
+
 __all__ = [
     "TASK_TERMINAL_STATES",
+    "AnyNode",
     "AppConfig",
     "BothDays",
     "BrokerErrorCode",
@@ -136,6 +149,7 @@ __all__ = [
     "MonthlySchedule",
     "MultipleValidationErrors",
     "Ok",
+    "OnError",
     "OperationalErrorCode",
     "OutcomeCode",
     "OverloadedWorker",
@@ -152,6 +166,9 @@ __all__ = [
     "SnapshotAgeBucket",
     "StaleClaimWorker",
     "SubWorkflowError",
+    "SubWorkflowNode",
+    "SuccessCase",
+    "SuccessPolicy",
     "TaskAttemptInfo",
     "TaskAttemptOutcome",
     "TaskBreakdownRow",
@@ -163,6 +180,7 @@ __all__ = [
     "TaskFunction",
     "TaskHandle",
     "TaskInfo",
+    "TaskNode",
     "TaskResult",
     "TaskRow",
     "TaskSchedule",
@@ -181,8 +199,12 @@ __all__ = [
     "WorkerResilienceConfig",
     "WorkerState",
     "WorkerStatePoint",
+    "WorkflowDefinition",
+    "WorkflowSpec",
+    "WorkflowTerminalResults",
     "WorkflowValidationError",
     "__version__",
     "is_err",
     "is_ok",
+    "slugify",
 ]
