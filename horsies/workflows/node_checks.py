@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final, TypeVar
 
 from horsies.errors import ErrorCode, HorsiesError
-from horsies.workflows.diagnostics import node_error
+from horsies.workflows.diagnostics import describe, location_of, node_error
 from horsies.workflows.nodes import AnyNode, SubWorkflowNode, TaskNode
 from horsies.workflows.signatures import (
     RESERVED_PARAMS,
@@ -56,10 +56,9 @@ def _is_node(value: object) -> bool:
 
 
 def _shown(ref: object) -> str:
-    if isinstance(ref, TaskNode):
-        return f"the node of task '{ref.name}'"
-    if isinstance(ref, SubWorkflowNode):
-        return f"the node of workflow '{ref.name}'"
+    if isinstance(ref, (TaskNode, SubWorkflowNode)):
+        return describe(ref) if ref.node_id is not None else describe(ref).replace(
+            "node (unplaced)", "a node outside tasks")
     return f"a {type(ref).__name__}"
 
 
@@ -305,11 +304,13 @@ def _condition_errors(node: AnyNode) -> Iterator[HorsiesError]:
             continue
         ref = condition_ref(condition)
         if ref.startswith("!"):
-            yield node_error(
+            error = node_error(
                 _E.WORKFLOW_INVALID_JOIN, node, f"{field} {ref[1:]}",
                 help_text="conditions are stored by reference: use a function defined at "
                 "module level (or a staticmethod/classmethod of a module-level class)",
             )
+            where = location_of(condition) if callable(condition) else None
+            yield error.with_location(where) if where is not None else error
         else:
             object.__setattr__(node, f"_{field}_ref", ref)
 
