@@ -24,7 +24,6 @@ from horsies.workflows.spec import (
     WorkflowSpec,
     copy_graph,
 )
-from horsies.workflows.validation import output_type_errors
 
 if TYPE_CHECKING:
     from horsies.app import Horsies
@@ -123,7 +122,15 @@ def _check_built(cls: type[Any], spec: object, token: object) -> None:
             notes=[f"{cls.__qualname__}.build_with returned a spec built outside this call"],
             help_text="build the spec inside build_with (app.workflow(...)) on every call",
         ).with_location(location_of(cls))
-    raise_collected(output_type_errors(spec))
+    raise_collected(_output_type_errors(spec))
+
+
+def _output_type_errors(spec: WorkflowSpec[Any]) -> list[Any]:
+    # Imported on use: validation is only needed once a spec is built, and worker
+    # children that merely import definition modules never build one.
+    from horsies.workflows.validation import output_type_errors
+
+    return output_type_errors(spec)
 
 
 def _own_key(cls: type[Any]) -> str | None:
@@ -163,7 +170,7 @@ class WorkflowDefinition(Generic[OkT], metaclass=_DefinitionMeta):
             definition_key=key,
             workflow_def_cls=cls,
         )
-        raise_collected(output_type_errors(spec))
+        raise_collected(_output_type_errors(spec))
         return spec
 
     @classmethod
@@ -213,7 +220,9 @@ def _checked_class(cls: type[Any]) -> tuple[str, str]:
     return name, key
 
 
-def _class_error(cls: type[Any], code: ErrorCode, message: str, hint: str) -> WorkflowValidationError:
+def _class_error(
+    cls: type[Any], code: ErrorCode, message: str, hint: str
+) -> WorkflowValidationError:
     error = WorkflowValidationError(message, code=code, help_text=hint)
     location = location_of(cls)
     return error.with_location(location) if location is not None else error

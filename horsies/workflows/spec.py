@@ -8,13 +8,14 @@ the caller's nodes (§3.5). A constructed spec is always valid and immutable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from horsies.errors import ErrorCode, WorkflowValidationError
 from horsies.task_result import TaskError, TaskResult
+from horsies.workflows.copying import Graph, copy_graph, freeze_node, write_back
 from horsies.workflows.nodes import (
     AnyNode,
     Freezable,
@@ -22,6 +23,7 @@ from horsies.workflows.nodes import (
     SubWorkflowNode,
     TaskNode,
 )
+from horsies.workflows.policy import SuccessCase, SuccessPolicy
 
 if TYPE_CHECKING:
     from horsies.app import Horsies
@@ -33,10 +35,12 @@ if TYPE_CHECKING:
 __all__ = [
     "BUILD_CALL",
     "BuildCall",
+    "Graph",
     "SuccessCase",
     "SuccessPolicy",
     "WorkflowSpec",
     "WorkflowTerminalResults",
+    "copy_graph",
     "encoded_kwargs",
     "normalize_on_error",
 ]
@@ -49,51 +53,6 @@ WorkflowTerminalResults: TypeAlias = dict[str, TaskResult[Any, TaskError] | None
 NAME_MAX = 255  # horsies_workflows.name is VARCHAR(255)
 
 
-class SuccessCase(Freezable):
-    """A set of nodes that must all COMPLETE for the workflow to count as COMPLETED.
-
-    Inside a `WorkflowDefinition`'s `Meta`, a node may be named by its attribute name.
-    """
-
-    required: Sequence[TaskNode[Any]]
-
-    def __init__(self, required: Sequence[TaskNode[Any] | str]) -> None:
-        self.required = list(required)  # type: ignore[arg-type]
-
-
-class SuccessPolicy(Freezable):
-    """Partial-success rules: the first satisfied case wins (workflows.md §9.2)."""
-
-    cases: Sequence[SuccessCase]
-    optional: Sequence[TaskNode[Any]] | None
-
-    def __init__(
-        self,
-        cases: Sequence[SuccessCase],
-        optional: Sequence[TaskNode[Any] | str] | None = None,
-    ) -> None:
-        self.cases = list(cases)
-        self.optional = list(optional) if optional is not None else None  # type: ignore[arg-type]
-
-    def as_indices(self) -> dict[str, Any]:
-        """The stored form (workflows.md §18.1): cases as index lists."""
-        document: dict[str, Any] = {
-            "cases": [
-                {"required_indices": [_index(node) for node in case.required]}
-                for case in self.cases
-            ]
-        }
-        if self.optional:
-            document["optional_indices"] = [_index(node) for node in self.optional]
-        return document
-
-
-def _index(node: AnyNode) -> int:
-    if node.index is None:
-        raise ValueError(f"node '{node.name}' is not part of a built spec")
-    return node.index
-
-
 def normalize_on_error(value: object) -> OnError:
     """`OnError` from a member or its string value; ValueError naming on_error otherwise."""
     if isinstance(value, OnError):
@@ -103,7 +62,9 @@ def normalize_on_error(value: object) -> OnError:
             return OnError(value)
         except ValueError:
             pass
-    raise ValueError(f"on_error must be OnError.FAIL, OnError.PAUSE, 'fail' or 'pause', got {value!r}")
+    raise ValueError(
+        f"on_error must be OnError.FAIL, OnError.PAUSE, 'fail' or 'pause', got {value!r}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +160,7 @@ class WorkflowSpec(Freezable, Generic[OutT]):
             if isinstance(node, TaskNode):
                 node._place(placement.queue, placement.priority)
         self._freeze_all()
-        _write_back(originals, self.tasks)
+        write_back(originals, self.tasks)
 
     def _inherit_build_call(self) -> None:
         call = BUILD_CALL.get()
@@ -214,7 +175,7 @@ class WorkflowSpec(Freezable, Generic[OutT]):
     def _freeze_all(self) -> None:
         self.tasks = tuple(self.tasks)
         for node in self.tasks:
-            _freeze_node(node)
+            freeze_node(node)
         policy = self.success_policy
         if policy is not None:
             for case in policy.cases:
@@ -295,110 +256,6 @@ def _checked_name(name: object) -> str:
 
 def _not_a_sequence(tasks: object) -> list[AnyNode]:
     raise TypeError(f"tasks must be a sequence of nodes, got {type(tasks).__name__}")
-
-
-# -- copying (§3.5) ----------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Graph:
-    """The spec's own copies of the caller's nodes, with references rewired."""
-
-    nodes: list[AnyNode]
-    output: AnyNode | None
-    policy: SuccessPolicy | None
-    # Positions of node objects listed more than once in `tasks`: (first, again).
-    repeated: list[tuple[int, int]]
-
-
-def copy_graph(
-    originals: Sequence[AnyNode],
-    output: AnyNode | None = None,
-    policy: SuccessPolicy | None = None,
-) -> Graph:
-    """Copy every node and point references between them at the copies.
-
-    References to objects outside `originals` are kept as they are so that
-    validation can report them.
-    """
-    copies: dict[int, AnyNode] = {}
-    nodes: list[AnyNode] = []
-    repeated: list[tuple[int, int]] = []
-    first_seen: dict[int, int] = {}
-    for position, node in enumerate(originals):
-        if not isinstance(node, (TaskNode, SubWorkflowNode)):
-            raise TypeError(
-                f"tasks[{position}] must be a TaskNode or SubWorkflowNode, got "
-                f"{type(node).__name__}"
-            )
-        clone = node._copy()
-        if id(node) in first_seen:
-            repeated.append((first_seen[id(node)], position))
-        else:
-            first_seen[id(node)] = position
-            copies[id(node)] = clone  # type: ignore[assignment]
-        nodes.append(clone)  # type: ignore[arg-type]
-
-    def swap(ref: Any) -> Any:
-        return copies.get(id(ref), ref)
-
-    for node in nodes:
-        node.waits_for = _first_seen(swap(ref) for ref in node.waits_for)
-        node.args_from = {param: swap(src) for param, src in node.args_from.items()}
-        if node.workflow_ctx_from is not None:
-            node.workflow_ctx_from = [swap(ref) for ref in node.workflow_ctx_from] or None
-    return Graph(nodes, None if output is None else swap(output), _copy_policy(policy, swap),
-                 repeated)
-
-
-def _first_seen(refs: Any) -> list[Any]:
-    """Duplicates (same object) collapsed, first-seen order kept (§3.5)."""
-    seen: set[int] = set()
-    unique: list[Any] = []
-    for ref in refs:
-        if id(ref) not in seen:
-            seen.add(id(ref))
-            unique.append(ref)
-    return unique
-
-
-def _copy_policy(policy: SuccessPolicy | None, swap: Any) -> SuccessPolicy | None:
-    if policy is None:
-        return None
-    if not isinstance(policy, SuccessPolicy):
-        raise TypeError(f"success_policy must be a SuccessPolicy, got {type(policy).__name__}")
-    cases = [
-        SuccessCase([swap(node) for node in case.required]) if isinstance(case, SuccessCase)
-        else case
-        for case in policy.cases
-    ]
-    optional = None if policy.optional is None else [swap(node) for node in policy.optional]
-    return SuccessPolicy(cases, optional)
-
-
-def _freeze_node(node: AnyNode) -> None:
-    node.waits_for = tuple(node.waits_for)
-    node.args_from = _read_only(node.args_from)
-    if node.workflow_ctx_from is not None:
-        node.workflow_ctx_from = tuple(node.workflow_ctx_from)
-    node._freeze()
-
-
-def _read_only(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
-    from types import MappingProxyType
-
-    return MappingProxyType(dict(mapping))
-
-
-def _write_back(originals: Sequence[AnyNode], copies: Sequence[AnyNode]) -> None:
-    """Give the caller's (unfrozen) nodes their index and id, so task bodies can
-    look results up with the original node objects (§3.5)."""
-    for original, clone in zip(originals, copies, strict=True):
-        if original.frozen:
-            continue
-        object.__setattr__(original, "_index", clone.index)
-        object.__setattr__(original, "node_id", clone.node_id)
-        object.__setattr__(original, "_auto_id", clone._auto_id)
 
 
 def encoded_kwargs(node: AnyNode) -> str:

@@ -150,9 +150,11 @@ def _structure_errors(nodes: Sequence[AnyNode], members: set[int]) -> Iterator[H
     if stuck:
         yield spec_error(
             _E.WORKFLOW_CYCLE_DETECTED,
-            "the dependency graph has a cycle",
+            "the dependency graph has a cycle through "
+            + ", ".join(describe(node) for node in stuck),
             "nodes left with unresolved dependencies: "
             + ", ".join(str(node.node_id) for node in stuck),
+            help_text="remove one of the waits_for edges that close the loop",
         )
 
 

@@ -114,6 +114,7 @@ def test_hrs_007_cycle_lists_the_stuck_nodes() -> None:
     a.waits_for.append(b)
     error = only_error(lambda: spec(root, a, b))
     assert error.code is E.WORKFLOW_CYCLE_DETECTED
+    assert "node 'a' (task 'count'), node 'b' (task 'count')" in error.message
     assert error.notes == ["nodes left with unresolved dependencies: a, b"]
 
 
@@ -230,6 +231,7 @@ def test_hrs_021_kwargs_and_args_from_overlap() -> None:
                     kwargs={"raw": "text"})
     errors = errors_of(lambda: spec(source, node))
     assert [e.code for e in errors] == [E.WORKFLOW_KWARGS_ARGS_FROM_OVERLAP]
+    assert names_node(errors[0], "p", "parse") and "'raw'" in errors[0].message
 
 
 def test_hrs_024_target_must_be_annotated_as_task_result() -> None:
@@ -392,13 +394,17 @@ def test_hrs_016_child_without_definition_key() -> None:
 
 
 def test_hrs_022_parameters_need_a_build_with_override() -> None:
-    error = only_error(lambda: spec(SubWorkflowNode(Child, kwargs={"region": "eu"})))
+    node = SubWorkflowNode(Child, node_id="c", kwargs={"region": "eu"})
+    error = only_error(lambda: spec(node))
     assert error.code is E.WORKFLOW_SUBWORKFLOW_PARAMS_REQUIRE_BUILD_WITH
+    assert names_node(error, "c", "child")
 
 
 def test_hrs_023_build_with_that_cannot_take_the_app() -> None:
-    error = only_error(lambda: spec(SubWorkflowNode(NoApp, kwargs={"region": "eu"})))
+    node = SubWorkflowNode(NoApp, node_id="n", kwargs={"region": "eu"})
+    error = only_error(lambda: spec(node))
     assert error.code is E.WORKFLOW_SUBWORKFLOW_BUILD_WITH_BINDING
+    assert names_node(error, "n", "no_app") and "no positional app" in error.message
     error = only_error(lambda: spec(SubWorkflowNode(Parameterized,
                                                     kwargs={"region": "eu", "app": 1})))
     assert error.code is E.WORKFLOW_SUBWORKFLOW_BUILD_WITH_BINDING
