@@ -96,7 +96,13 @@ from horsies.tasks.send_types import (
     TaskSendResult,
 )
 
-# --- workflows: values injected into task functions (workflows.md §5) ---
+# -- workflows (workflows.md) -----------------------------------------------------------
+from horsies.states import (
+    WORKFLOW_TASK_TERMINAL_STATES,
+    WORKFLOW_TERMINAL_STATES,
+    WorkflowStatus,
+    WorkflowTaskStatus,
+)
 from horsies.workflows.context import (
     NodeKey,
     SubWorkflowSummary,
@@ -104,9 +110,34 @@ from horsies.workflows.context import (
     WorkflowContextMissingIdError,
     WorkflowMeta,
 )
+from horsies.workflows.definition import WorkflowDefinition
+from horsies.workflows.handle import (
+    HandleErrorCode,
+    HandleOperationError,
+    HandleResult,
+    WorkflowHandle,
+    WorkflowTaskInfo,
+)
+from horsies.workflows.nodes import AnyNode, OnError, SubWorkflowNode, TaskNode, slugify
+from horsies.workflows.spec import (
+    SuccessCase,
+    SuccessPolicy,
+    WorkflowSpec,
+    WorkflowTerminalResults,
+)
+from horsies.workflows.start import (
+    WorkflowStartError,
+    WorkflowStartErrorCode,
+    WorkflowStartResult,
+    start_workflow,
+    start_workflow_async,
+)
 
 __all__ = [
     "TASK_TERMINAL_STATES",
+    "WORKFLOW_TASK_TERMINAL_STATES",
+    "WORKFLOW_TERMINAL_STATES",
+    "AnyNode",
     "AppConfig",
     "BothDays",
     "BrokerErrorCode",
@@ -137,6 +168,9 @@ __all__ = [
     "EveryDay",
     "ExceptionMapper",
     "FacetValue",
+    "HandleErrorCode",
+    "HandleOperationError",
+    "HandleResult",
     "Horsies",
     "HorsiesError",
     "HourlySchedule",
@@ -144,7 +178,9 @@ __all__ = [
     "Month",
     "MonthlySchedule",
     "MultipleValidationErrors",
+    "NodeKey",
     "Ok",
+    "OnError",
     "OperationalErrorCode",
     "OutcomeCode",
     "OverloadedWorker",
@@ -161,6 +197,10 @@ __all__ = [
     "SnapshotAgeBucket",
     "StaleClaimWorker",
     "SubWorkflowError",
+    "SubWorkflowNode",
+    "SubWorkflowSummary",
+    "SuccessCase",
+    "SuccessPolicy",
     "TaskAttemptInfo",
     "TaskAttemptOutcome",
     "TaskBreakdownRow",
@@ -172,6 +212,7 @@ __all__ = [
     "TaskFunction",
     "TaskHandle",
     "TaskInfo",
+    "TaskNode",
     "TaskResult",
     "TaskRow",
     "TaskSchedule",
@@ -190,14 +231,24 @@ __all__ = [
     "WorkerResilienceConfig",
     "WorkerState",
     "WorkerStatePoint",
+    "WorkflowContext",
+    "WorkflowContextMissingIdError",
+    "WorkflowDefinition",
+    "WorkflowHandle",
+    "WorkflowMeta",
+    "WorkflowSpec",
+    "WorkflowStartError",
+    "WorkflowStartErrorCode",
+    "WorkflowStartResult",
+    "WorkflowStatus",
+    "WorkflowTaskInfo",
+    "WorkflowTaskStatus",
+    "WorkflowTerminalResults",
     "WorkflowValidationError",
     "__version__",
     "is_err",
     "is_ok",
-    # --- workflows: values injected into task functions (workflows.md §5) ---
-    "NodeKey",
-    "SubWorkflowSummary",
-    "WorkflowContext",
-    "WorkflowContextMissingIdError",
-    "WorkflowMeta",
+    "slugify",
+    "start_workflow",
+    "start_workflow_async",
 ]

@@ -11,9 +11,9 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from horsies.config import AppConfig, QueueMode
 from horsies.errors import (
@@ -26,6 +26,13 @@ from horsies.errors import (
 
 if TYPE_CHECKING:
     from horsies.db.broker import PostgresBroker
+    from horsies.workflows.definition import WorkflowDefinition
+    from horsies.workflows.nodes import AnyNode, OnError, SubWorkflowNode, TaskNode
+    from horsies.workflows.spec import SuccessPolicy, WorkflowSpec, WorkflowTerminalResults
+
+OutT = TypeVar("OutT")
+BuilderT = TypeVar("BuilderT", bound=Callable[..., Any])
+WorkflowBuilder = tuple[Callable[..., Any], list[dict[str, Any]] | None]
 
 log = logging.getLogger("horsies")
 log.addHandler(logging.NullHandler())
@@ -152,6 +159,7 @@ class Horsies:
         self._role = "producer"
         self._broker: PostgresBroker | None = None
         self._broker_lock = threading.Lock()
+        self._workflow_builders: list[WorkflowBuilder] = []
         level = logging.DEBUG if in_child_process() else logging.INFO
         log.log(level, "horsies app initialized in %s queue mode", config.queue_mode.name)
 
@@ -276,6 +284,74 @@ class Horsies:
             if queue.name == queue_name:
                 return queue.priority
         return 100
+
+    # -- workflows (workflows.md §4.1, §4.5) --------------------------------
+
+    @overload
+    def workflow(
+        self,
+        name: str,
+        tasks: Sequence[AnyNode],
+        on_error: OnError | str = ...,
+        output: None = None,
+        success_policy: SuccessPolicy | None = None,
+        *,
+        definition_key: str | None = None,
+        workflow_def_cls: type[WorkflowDefinition[Any]] | None = None,
+    ) -> WorkflowSpec[WorkflowTerminalResults]: ...
+
+    @overload
+    def workflow(
+        self,
+        name: str,
+        tasks: Sequence[AnyNode],
+        on_error: OnError | str = ...,
+        output: TaskNode[OutT] | SubWorkflowNode[OutT] = ...,
+        success_policy: SuccessPolicy | None = None,
+        *,
+        definition_key: str | None = None,
+        workflow_def_cls: type[WorkflowDefinition[Any]] | None = None,
+    ) -> WorkflowSpec[OutT]: ...
+
+    def workflow(
+        self,
+        name: str,
+        tasks: Sequence[AnyNode],
+        on_error: OnError | str = "fail",
+        output: TaskNode[Any] | SubWorkflowNode[Any] | None = None,
+        success_policy: SuccessPolicy | None = None,
+        *,
+        definition_key: str | None = None,
+        workflow_def_cls: type[WorkflowDefinition[Any]] | None = None,
+    ) -> WorkflowSpec[Any]:
+        """A validated spec with queues and priorities resolved and this app attached.
+
+        Raises ConfigurationError (HRS-103/HRS-200) for unusable queues, a
+        WorkflowValidationError (or MultipleValidationErrors) for an invalid DAG or a
+        missing definition_key, and ValueError for an unknown on_error.
+        """
+        from horsies.workflows.placement import build_for_app
+
+        return build_for_app(self, name, tasks, on_error, output, success_policy,
+                             definition_key, workflow_def_cls)
+
+    def workflow_builder(
+        self, *, cases: list[dict[str, Any]] | None = None
+    ) -> Callable[[BuilderT], BuilderT]:
+        """Register a function that builds a spec, so `horsies check` runs it (with each
+        of `cases` as keyword arguments when it takes parameters)."""
+
+        def register(fn: BuilderT) -> BuilderT:
+            fn.__horsies_workflow_builder__ = True  # type: ignore[attr-defined]
+            if all(known is not fn for known, _ in self._workflow_builders):
+                self._workflow_builders.append((fn, cases))
+            return fn
+
+        return register
+
+    def get_workflow_builders(self) -> list[WorkflowBuilder]:
+        """`(function, cases)` of every registered workflow builder, in registration order."""
+        return list(self._workflow_builders)
 
     # -- broker and checks ------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from horsies import AppConfig, Horsies, PostgresConfig, RetryPolicy, TaskError, TaskResult
-from horsies.checks import BuilderEntry, _check_one_builder, run_checks
+from horsies.checks import run_checks
 from horsies.errors import ErrorCode, HorsiesError
 
 URL = "postgresql://u:secret@localhost:1/db"
@@ -135,49 +135,7 @@ def test_horsies_errors_from_imports_are_reported_as_is(package: tuple[Path, str
     assert error.code is ErrorCode.TASK_NO_RETURN_TYPE
 
 
-# -- phase 3.2 and 3.3 -----------------------------------------------------------------
-
-
-def test_builder_with_required_params_needs_cases() -> None:
-    def build(tenant: str) -> Any:
-        return None
-
-    [error] = _check_one_builder(BuilderEntry(build, None))
-    assert error.code is ErrorCode.WORKFLOW_CHECK_CASES_REQUIRED
-
-
-def test_builder_cases_are_validated() -> None:
-    def build(tenant: str, region: str = "eu") -> Any:
-        raise AssertionError("not called for invalid cases")
-
-    errors = _check_one_builder(
-        BuilderEntry(build, ["acme", {"tenant": "a", "colour": "red"}, {"region": "us"}])
-    )
-    assert codes(errors) == ["HRS-028", "HRS-028", "HRS-028"]
-
-
-def test_builder_raising_or_returning_garbage_is_hrs_029() -> None:
-    def broken() -> Any:
-        raise RuntimeError("bad builder")
-
-    def wrong() -> Any:
-        return 42
-
-    [raised] = _check_one_builder(BuilderEntry(broken, None))
-    [returned] = _check_one_builder(BuilderEntry(wrong, None))
-    assert raised.code is ErrorCode.WORKFLOW_CHECK_BUILDER_EXCEPTION
-    assert raised.notes == ["RuntimeError: bad builder"]
-    assert returned.code is ErrorCode.WORKFLOW_CHECK_BUILDER_EXCEPTION
-    assert raised.location is not None and raised.location.file == __file__
-
-
-def test_builder_horsies_errors_are_reported_as_themselves() -> None:
-    from horsies.errors import WorkflowValidationError
-
-    def build() -> Any:
-        raise WorkflowValidationError("no nodes", code=ErrorCode.WORKFLOW_NO_NODES)
-
-    assert codes(_check_one_builder(BuilderEntry(build, None))) == ["HRS-002"]
+# -- phase 3.3 (3.1 and 3.2: test_workflow_check.py) ----------------------------------
 
 
 def test_undecorated_builder_is_reported(package: tuple[Path, str]) -> None:
