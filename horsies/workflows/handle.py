@@ -8,7 +8,8 @@ form. `asyncio.CancelledError` is never caught.
 
 from __future__ import annotations
 
-import asyncio
+# asyncio is imported inside the coroutines: `import horsies` must not load it.
+
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -124,6 +125,7 @@ class WorkflowHandle(Generic[OutT]):
     # -- reads -------------------------------------------------------------------
 
     async def _fetch(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
+        import asyncio
         from horsies.sql import queries
 
         pool = await self.broker.apool()
@@ -132,6 +134,7 @@ class WorkflowHandle(Generic[OutT]):
             return await cur.fetchall()
 
     async def status_async(self) -> HandleResult[WorkflowStatus]:
+        import asyncio
         if not is_uuid(self.workflow_id):
             return _not_found(self.workflow_id)
         try:
@@ -143,6 +146,7 @@ class WorkflowHandle(Generic[OutT]):
         return Ok(WorkflowStatus(rows[0][0])) if rows else _not_found(self.workflow_id)
 
     async def tasks_async(self) -> HandleResult[list[WorkflowTaskInfo]]:
+        import asyncio
         if not is_uuid(self.workflow_id):
             return _not_found(self.workflow_id)
         try:
@@ -171,6 +175,7 @@ class WorkflowHandle(Generic[OutT]):
         return Ok(infos)
 
     async def results_async(self) -> HandleResult[dict[str, TaskResult[Any, TaskError]]]:
+        import asyncio
         tasks = await self.tasks_async()
         if tasks.is_err():
             return Err(tasks.err_value)
@@ -179,6 +184,7 @@ class WorkflowHandle(Generic[OutT]):
 
     async def result_for_async(self, node: TaskNode[T] | NodeKey[T]
                                ) -> TaskResult[T, TaskError]:
+        import asyncio
         node_id = getattr(node, "node_id", None)
         if node_id is None:
             return error_result(ContractCode.WORKFLOW_CTX_MISSING_ID, "node has no node_id: "
@@ -203,6 +209,7 @@ class WorkflowHandle(Generic[OutT]):
 
     async def get_async(self, timeout_ms: float | None = None) -> TaskResult[OutT, TaskError]:
         """Wait for the final answer (§13.4)."""
+        import asyncio
         check_timeout(timeout_ms)
         if not is_uuid(self.workflow_id):
             return _wf_not_found(self.workflow_id)
@@ -289,6 +296,7 @@ def _wrapped(workflow_id: str, call: Callable[[], Awaitable[HandleResult[T]]]
     from horsies.workflows.bridge import run_sync
 
     async def run() -> HandleResult[T]:
+        import asyncio
         return await call()
 
     try:
@@ -304,6 +312,7 @@ def _folded(workflow_id: str, call: Callable[[], Awaitable[TaskResult[T, TaskErr
     from horsies.workflows.bridge import run_sync
 
     async def run() -> TaskResult[T, TaskError]:
+        import asyncio
         return await call()
 
     try:

@@ -6,7 +6,8 @@ Start never raises for expected failures: it returns `Err(WorkflowStartError)`.
 
 from __future__ import annotations
 
-import asyncio
+# asyncio is imported inside the coroutines: `import horsies` must not load it.
+
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -88,6 +89,7 @@ async def start_workflow_async(spec: WorkflowSpec[Any], broker: PostgresBroker,
                                workflow_id: str | None = None,
                                sent_at: datetime | None = None, *,
                                resend_on_transient_err: bool = False) -> WorkflowStartResult:
+    import asyncio
     chosen = workflow_id if workflow_id is not None else new_task_id()
     if not isinstance(chosen, str) or not is_uuid(chosen):
         return _refused(spec, str(chosen), "workflow_id must be a UUID")
@@ -118,6 +120,7 @@ def start_spec(spec: WorkflowSpec[Any], workflow_id: str | None) -> WorkflowStar
 
 async def start_spec_async(spec: WorkflowSpec[Any], workflow_id: str | None
                            ) -> WorkflowStartResult:
+    import asyncio
     if spec.broker is None:
         return _no_broker(spec, workflow_id)
     return await start_workflow_async(spec, spec.broker, workflow_id, datetime.now(UTC),
@@ -131,6 +134,7 @@ def retry_start_spec(spec: WorkflowSpec[Any], error: WorkflowStartError) -> Work
 
 async def retry_start_spec_async(spec: WorkflowSpec[Any], error: WorkflowStartError
                                  ) -> WorkflowStartResult:
+    import asyncio
     refused = _retry_refusal(spec, error)
     return refused if refused is not None else await start_spec_async(spec, error.workflow_id)
 
@@ -173,6 +177,7 @@ def _prevalidate(spec: WorkflowSpec[Any], broker: PostgresBroker) -> str | None:
 
 async def _write_with_retries(spec: WorkflowSpec[Any], broker: PostgresBroker, plan: _Plan,
                               attempts: int) -> WorkflowStartResult:
+    import asyncio
     from horsies.db.broker import is_transient
 
     for attempt in range(1, attempts + 1):
@@ -192,6 +197,7 @@ async def _write_with_retries(spec: WorkflowSpec[Any], broker: PostgresBroker, p
 
 async def _write(spec: WorkflowSpec[Any], broker: PostgresBroker, plan: _Plan
                  ) -> WorkflowStartResult:
+    import asyncio
     from horsies.sql import queries
     from horsies.workflows import engine
     from horsies.workflows.handle import WorkflowHandle
