@@ -29,6 +29,8 @@ __all__ = [
     "budget_cases",
     "plan_case",
     "order_case",
+    "readiness_rows",
+    "readiness_columns",
     "json_rows",
     "typed_rows",
 ]
@@ -123,6 +125,37 @@ def order_case(size: int, seed: int = 17) -> tuple[list[str], dict[str, int]]:
     rnd = random.Random(seed)
     names = [f"queue-{i}" for i in range(size)]
     return names, {name: rnd.randint(1, 100) for name in names}
+
+
+# --- workflow readiness ---------------------------------------------------------------
+
+
+def readiness_rows(size: int, seed: int = 29) -> list[tuple[int, ...]]:
+    """`size` argument tuples for evaluate_readiness, as the engine passes them.
+
+    Mostly join "all" over a few dependencies, some any/quorum joins and wide
+    fan-ins, dependencies in every stage of finishing, a context gate on a few.
+    """
+    rnd = random.Random(seed)
+    rows = []
+    for _ in range(size):
+        join = rnd.choices((0, 1, 2), weights=(7, 2, 1))[0]
+        total = rnd.choice((1, 2, 3, 4, 6, 8, rnd.randint(10, 200)))
+        min_success = rnd.randint(1, total) if join == 2 else 0
+        finished = rnd.randint(0, total)
+        failed = rnd.choice((0, 0, 0, rnd.randint(0, finished)))
+        skipped = rnd.choice((0, 0, 0, 0, rnd.randint(0, finished - failed)))
+        completed = finished - failed - skipped
+        ctx_pending = rnd.choice((0, 0, 0, rnd.randint(0, total - finished)))
+        allow = rnd.random() < 0.2
+        rows.append((join, min_success, allow, total, completed, failed, skipped, ctx_pending))
+    return rows
+
+
+def readiness_columns(size: int, seed: int = 29) -> list[list[int]]:
+    """The rows of `readiness_rows` as the eight columns of evaluate_readiness_many."""
+    rows = readiness_rows(size, seed)
+    return [[int(row[k]) for row in rows] for k in range(8)]
 
 
 # --- codec ----------------------------------------------------------------------------

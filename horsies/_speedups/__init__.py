@@ -27,9 +27,13 @@ __all__ = [
     "order_queues",
     "plan_pass",
     "Codec",
+    "Join",
+    "Readiness",
+    "evaluate_readiness",
+    "evaluate_readiness_many",
 ]
 
-TWINS: Final = ("budget", "claim_plan", "codec")
+TWINS: Final = ("budget", "claim_plan", "codec", "dag_ready")
 """The hot paths; each is a ``<name>_c`` / ``<name>_py`` module pair."""
 
 _ON: Final = frozenset({"1", "true", "yes", "on"})
@@ -47,30 +51,38 @@ IMPL_ERROR: str | None = None
 """Why the compiled twins could not be loaded; None when they were, or were turned off."""
 
 if TYPE_CHECKING:
-    from horsies._speedups import _api, budget_py, claim_plan_py, codec_py
+    from horsies._speedups import _api, budget_py, claim_plan_py, codec_py, dag_ready_py
     from horsies._speedups.budget_py import compute_pass_budget, effective_max_claimed
     from horsies._speedups.claim_plan_py import order_queues, plan_pass, queue_claim_limit
     from horsies._speedups.codec_py import Codec
+    from horsies._speedups.dag_ready_py import (
+        Join,
+        Readiness,
+        evaluate_readiness,
+        evaluate_readiness_many,
+    )
 
     # mypy checks each pure twin against its Protocol.
     _budget_api: _api.BudgetModule = budget_py
     _claim_plan_api: _api.ClaimPlanModule = claim_plan_py
     _codec_api: _api.CodecModule = codec_py
+    _dag_ready_api: _api.DagReadyModule = dag_ready_py
 
     IMPL = "python"
 else:
-    _budget = _claim_plan = _codec = None
+    _budget = _claim_plan = _codec = _dag_ready = None
     if not NO_EXTENSIONS:
         try:  # all or nothing: bind the names only once every twin loaded
             from horsies._speedups import budget_c as _b, claim_plan_c as _p, codec_c as _k
+            from horsies._speedups import dag_ready_c as _d
         except Exception as exc:  # noqa: BLE001 - ImportError, or a broken build
             IMPL_ERROR = f"{type(exc).__name__}: {exc}"
         else:
-            _budget, _claim_plan, _codec = _b, _p, _k
-            del _b, _p, _k
+            _budget, _claim_plan, _codec, _dag_ready = _b, _p, _k, _d
+            del _b, _p, _k, _d
     if _codec is None:
         from horsies._speedups import budget_py as _budget, claim_plan_py as _claim_plan
-        from horsies._speedups import codec_py as _codec
+        from horsies._speedups import codec_py as _codec, dag_ready_py as _dag_ready
 
         IMPL = "python"
     else:
@@ -82,4 +94,8 @@ else:
     order_queues = _claim_plan.order_queues
     plan_pass = _claim_plan.plan_pass
     Codec = _codec.Codec
-    del _budget, _claim_plan, _codec
+    Join = _dag_ready.Join
+    Readiness = _dag_ready.Readiness
+    evaluate_readiness = _dag_ready.evaluate_readiness
+    evaluate_readiness_many = _dag_ready.evaluate_readiness_many
+    del _budget, _claim_plan, _codec, _dag_ready

@@ -8,8 +8,11 @@ on error paths or at import time; nothing here is hot.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from enum import Enum
-from typing import Any, Final, Protocol, TypeAlias
+from enum import Enum, IntEnum
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    from array import array
 
 __all__ = [
     "Json",
@@ -27,10 +30,25 @@ __all__ = [
     "safe_str",
     "safe_repr",
     "foreign_error",
+    "Join",
+    "Readiness",
+    "IntColumn",
+    "INT_FORMATS",
+    "READINESS_ARGS",
+    "flag_type_error",
+    "unknown_join_error",
+    "counts_range_error",
+    "overfull_error",
+    "column_type_error",
+    "column_format_error",
+    "column_shape_error",
+    "length_error",
+    "row_error",
     "BudgetModule",
     "ClaimPlanModule",
     "CodecType",
     "CodecModule",
+    "DagReadyModule",
 ]
 
 Json: TypeAlias = "None | bool | int | float | str | list[Json] | dict[str, Json]"
@@ -53,6 +71,92 @@ def int_type_error(name: str, value: object) -> TypeError:
 def int_range_error(name: str, value: object) -> ValueError:
     """The ValueError of a claim-planning argument outside 0 .. 2**31 - 1."""
     return ValueError(f"{name} must be between 0 and {INT_MAX}, got {value}")
+
+
+# --- workflow readiness (workflows.md §16.4) ------------------------------------
+
+
+class Join(IntEnum):
+    """How a workflow node combines its dependencies (the `join` of a node)."""
+
+    ALL = 0
+    ANY = 1
+    QUORUM = 2
+
+
+class Readiness(IntEnum):
+    """What happens to a PENDING node, as decided by `evaluate_readiness`."""
+
+    WAIT = 0  # stay PENDING
+    RUN = 1  # PENDING -> READY -> enqueue (or start the child)
+    SKIP_IMPOSSIBLE = 2  # PENDING -> SKIPPED: the any/quorum threshold can no longer be met
+    SKIP_UPSTREAM = 3  # PENDING -> SKIPPED: join "all" saw a FAILED/SKIPPED dependency
+
+
+IntColumn: TypeAlias = "Sequence[int] | array[int] | memoryview | bytes | bytearray"
+"""One argument of `evaluate_readiness_many`: a list or tuple of ints, or an
+object exposing the buffer protocol with a C integer format (array('q'), ...)."""
+
+READINESS_ARGS: Final = (
+    "join",
+    "min_success",
+    "allow_failed_deps",
+    "total",
+    "completed",
+    "failed",
+    "skipped",
+    "ctx_pending",
+)
+"""The arguments of both readiness functions, in order (error messages name them)."""
+
+INT_FORMATS: Final = frozenset(prefix + code for prefix in ("", "@") for code in "bBhHiIlLqQnN")
+"""Buffer formats `evaluate_readiness_many` reads: the native C integer types."""
+
+
+def flag_type_error(name: str, value: object) -> TypeError:
+    """The TypeError of an `allow_failed_deps` that is neither a bool nor an int."""
+    return TypeError(f"{name} must be a bool or an int, got {type(value).__name__}")
+
+
+def unknown_join_error(join: int) -> ValueError:
+    return ValueError(f"unknown join {join}: expected 0 (all), 1 (any) or 2 (quorum)")
+
+
+def counts_range_error() -> ValueError:
+    return ValueError(
+        "counts out of range: total must be at least 1, and min_success, completed, "
+        "failed, skipped and ctx_pending at least 0"
+    )
+
+
+def overfull_error(total: int, completed: int, failed: int, skipped: int) -> ValueError:
+    return ValueError(
+        "more finished dependencies than dependencies: "
+        f"{completed} completed + {failed} failed + {skipped} skipped > {total} total"
+    )
+
+
+def column_type_error(name: str, value: object) -> TypeError:
+    return TypeError(
+        f"{name} must be a list, a tuple or a buffer of C integers, got {type(value).__name__}"
+    )
+
+
+def column_format_error(name: str, fmt: str) -> TypeError:
+    return TypeError(f"{name} must be a buffer of C integers, got format {fmt!r}")
+
+
+def column_shape_error(name: str, ndim: int) -> TypeError:
+    return TypeError(f"{name} must be one-dimensional, got {ndim} dimensions")
+
+
+def length_error(name: str, length: int, expected: int) -> ValueError:
+    return ValueError(f"{name} has {length} items, join has {expected}")
+
+
+def row_error(index: int, error: ValueError) -> ValueError:
+    """A ValueError of one row of `evaluate_readiness_many`, naming the row."""
+    return ValueError(f"row {index}: {error}")
 
 
 # --- codec ----------------------------------------------------------------------
@@ -239,3 +343,35 @@ class CodecModule(Protocol):
     def Codec(
         self,
     ) -> Callable[[ResolveClass, type, type, type, Mapping[str, Enum]], CodecType]: ...
+
+
+class DagReadyModule(Protocol):
+    @property
+    def Join(self) -> type[Join]: ...
+
+    @property
+    def Readiness(self) -> type[Readiness]: ...
+
+    def evaluate_readiness(
+        self,
+        join: int,
+        min_success: int,
+        allow_failed_deps: bool,
+        total: int,
+        completed: int,
+        failed: int,
+        skipped: int,
+        ctx_pending: int,
+    ) -> int: ...
+
+    def evaluate_readiness_many(
+        self,
+        join: IntColumn,
+        min_success: IntColumn,
+        allow_failed_deps: IntColumn,
+        total: IntColumn,
+        completed: IntColumn,
+        failed: IntColumn,
+        skipped: IntColumn,
+        ctx_pending: IntColumn,
+    ) -> list[int]: ...

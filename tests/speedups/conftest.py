@@ -28,6 +28,7 @@ class Impl:
     budget: ModuleType
     claim_plan: ModuleType
     codec_module: ModuleType
+    dag_ready: ModuleType
 
     def codec(self) -> Any:
         """A fresh Codec of this implementation, wired to horsies' own class resolver."""
@@ -48,7 +49,7 @@ def load_impl(name: str) -> Impl:
     suffix = "c" if name == "c" else "py"
     modules = [
         importlib.import_module(f"horsies._speedups.{twin}_{suffix}")
-        for twin in ("budget", "claim_plan", "codec")
+        for twin in ("budget", "claim_plan", "codec", "dag_ready")
     ]
     return Impl(name, *modules)
 

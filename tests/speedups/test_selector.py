@@ -20,6 +20,8 @@ FUNCTIONS = {
     "order_queues": "claim_plan",
     "plan_pass": "claim_plan",
     "Codec": "codec",
+    "evaluate_readiness": "dag_ready",
+    "evaluate_readiness_many": "dag_ready",
 }
 
 _REPORT = textwrap.dedent(
@@ -73,21 +75,22 @@ def test_other_values_leave_extensions_on(value):
     }
 
 
-def test_selection_is_all_or_nothing():
+@pytest.mark.parametrize("broken", ["codec_c", "dag_ready_c"])
+def test_selection_is_all_or_nothing(broken):
     # One compiled twin that fails to import sends every hot path to Python.
     prelude = textwrap.dedent(
-        """
+        f"""
         import sys
         class Block:
             def find_spec(self, name, path=None, target=None):
-                if name == "horsies._speedups.codec_c":
-                    raise ImportError("codec_c is broken")
+                if name == "horsies._speedups.{broken}":
+                    raise ImportError("{broken} is broken")
         sys.meta_path.insert(0, Block())
         """
     )
     report = run_selector(None, prelude)
     assert report["impl"] == "python"
-    assert report["error"] == "ImportError: codec_c is broken"
+    assert report["error"] == f"ImportError: {broken} is broken"
     assert report["modules"] == {
         name: f"horsies._speedups.{twin}_py" for name, twin in FUNCTIONS.items()
     }
@@ -118,7 +121,7 @@ def test_twins_publish_the_same_names():
     from tests.speedups.conftest import load_impl
 
     pure = load_impl("py")
-    for attr in ("budget", "claim_plan", "codec_module"):
+    for attr in ("budget", "claim_plan", "codec_module", "dag_ready"):
         assert getattr(compiled, attr).__all__ == getattr(pure, attr).__all__
 
 
