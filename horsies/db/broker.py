@@ -520,12 +520,14 @@ class PostgresBroker:
     # -- lifetime ---------------------------------------------------------
 
     def close(self) -> BrokerResult[None]:
-        """Close the listener and the sync pool; Ok(None), or Err(CLOSE_FAILED).
+        """Close the listener, the sync pool and the connections of event loops
+        running in other threads; Ok(None), or Err(CLOSE_FAILED).
 
         A later operation opens a new pool.
         """
         try:
             self.listener.close()
+            self._apools.close_other_loops()
             pool, self._pool = self._pool, None
             if pool is not None:
                 pool.close()

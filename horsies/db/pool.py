@@ -313,6 +313,22 @@ class AsyncPools:
             if loop.is_closed():
                 del self._pools[key]
 
+    def close_other_loops(self, timeout: float = 3.0) -> None:
+        """Close the pools of loops running in other threads (such as the shared
+        loop of the sync workflow calls), waiting up to `timeout` for each."""
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        for key, (loop, pool, _guard) in list(self._pools.items()):
+            if loop is here:
+                continue
+            self._pools.pop(key, None)
+            if loop.is_running() and not loop.is_closed():
+                future = asyncio.run_coroutine_threadsafe(pool.close(), loop)
+                with contextlib.suppress(Exception):  # closing is best effort
+                    future.result(timeout)
+
     async def close_current(self) -> None:
         loop = asyncio.get_running_loop()
         entry = self._pools.pop(id(loop), None)

@@ -25,7 +25,7 @@ from horsies import (
     WorkflowStatus,
     WorkflowTaskStatus,
 )
-from tests.workflow_oracle import OracleNode, simulate
+from tests.workflow_oracle import random_dag, simulate
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.integration.workflow_apps:app"
@@ -220,18 +220,6 @@ def test_recovery_handler_with_a_success_policy(wf: Any, worker: Any, ledger: st
     assert handle.status().unwrap() == WorkflowStatus.COMPLETED
 
 
-def random_dag(rng: random.Random, size: int) -> tuple[list[OracleNode], dict[int, bool]]:
-    nodes: list[OracleNode] = []
-    for i in range(size):
-        deps = tuple(sorted(rng.sample(range(i), k=min(i, rng.randint(0, 3))))) if i else ()
-        join = rng.choice(["all", "all", "any", "quorum"]) if deps else "all"
-        nodes.append(OracleNode(
-            deps=deps, join=join,
-            min_success=rng.randint(1, len(deps)) if join == "quorum" else None,
-            allow_failed_deps=join == "all" and rng.random() < 0.3))
-    return nodes, {i: rng.random() > 0.25 for i in range(size)}
-
-
 @pytest.mark.parametrize("seed", range(4))
 def test_random_dags_end_as_the_oracle_says(wf: Any, worker: Any, ledger: str,
                                             seed: int) -> None:
@@ -243,7 +231,8 @@ def test_random_dags_end_as_the_oracle_says(wf: Any, worker: Any, ledger: str,
         deps = [built[d] for d in node.deps]
         built.append(step(wf, ledger, f"n{i}", fail=not outcomes[i], waits_for=deps,
                           join=node.join, min_success=node.min_success,
-                          allow_failed_deps=node.allow_failed_deps))
+                          allow_failed_deps=node.allow_failed_deps,
+                          workflow_ctx_from=[built[c] for c in node.ctx_from] or None))
     handle, _ = finish(wf, f"random_{seed}", built)
     expected = simulate(shape, outcomes)
     found = statuses(handle)

@@ -51,9 +51,12 @@ def failed(label: str) -> TaskResult[str, TaskError]:
 
 
 @app.task("wf_step")
-def wf_step(ledger: str, label: str, fail: bool = False, seconds: float = 0.0
-            ) -> TaskResult[str, TaskError]:
-    """A node that ends ok with its label, or with STEP_FAILED when told to."""
+def wf_step(ledger: str, label: str, fail: bool = False, seconds: float = 0.0,
+            workflow_ctx: WorkflowContext | None = None) -> TaskResult[str, TaskError]:
+    """A node that ends ok with its label, or with STEP_FAILED when told to.
+
+    It accepts a context so that any node may gate on `workflow_ctx_from`.
+    """
     record(ledger, label)
     if seconds:
         time.sleep(seconds)
