@@ -365,5 +365,6 @@ def test_a_success_resets_the_permanent_failure_count(pg_url: str) -> None:
             query(pg_url, "ALTER TABLE horsies_heartbeats RENAME COLUMN role_gone TO role")
 
     reaper = reaper_passes(pg_url, 3, repair)
-    assert reaper.failures == {"requeue_stale_claimed": 0, "mark_stale_tasks_as_failed": 0}
+    assert reaper.failures == {"requeue_stale_claimed": 0, "mark_stale_tasks_as_failed": 0,
+                               "recover_workflows": 0}
     assert not reaper.disabled
