@@ -62,11 +62,17 @@ FOR UPDATE OF w;
 
 -- name: wf_nodes_of_tasks
 -- Nodes still waiting on these task rows, with how their tasks ended (terminal ones only).
+-- The nodes are found by task id alone (materialized): combined with the status index,
+-- which matches most nodes of a large running workflow, the lookup would grow with it.
+WITH nodes AS MATERIALIZED (
+    SELECT workflow_id, task_index, task_id, status
+    FROM horsies_workflow_tasks
+    WHERE task_id = ANY(%(ids)s::uuid[])
+)
 SELECT wt.workflow_id::text, wt.task_index, t.id::text, t.status, t.result
-FROM horsies_workflow_tasks AS wt
+FROM nodes AS wt
 JOIN horsies_tasks AS t ON t.id = wt.task_id
-WHERE wt.task_id = ANY(%(ids)s::uuid[])
-  AND wt.status IN ('ENQUEUED', 'RUNNING')
+WHERE wt.status IN ('ENQUEUED', 'RUNNING')
   AND t.status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'EXPIRED');
 
 -- name: wf_nodes_settle

@@ -21,6 +21,7 @@ from horsies.tasks.ids import is_uuid, new_task_id
 
 if TYPE_CHECKING:
     from horsies.db.broker import PostgresBroker
+    from horsies.errors import HorsiesError
     from horsies.workflows.handle import WorkflowHandle
     from horsies.workflows.spec import WorkflowSpec
 
@@ -163,13 +164,17 @@ def _prevalidate(spec: WorkflowSpec[Any], broker: PostgresBroker) -> str | None:
 
     errors = resolve_for_start(spec, getattr(broker, "app", None))
     if errors:
-        return "; ".join(f"[{getattr(e, 'code', '')}] {getattr(e, 'message', e)}"
-                         for e in errors)
+        return "; ".join(_one_line(e) for e in errors)
     for node in spec.tasks:
         if isinstance(node, SubWorkflowNode):
             return (f"node {node.node_id!r} is a subworkflow; running subworkflows is not "
                     "supported by this version of the engine")
     return None
+
+
+def _one_line(error: HorsiesError) -> str:
+    notes = f" ({'; '.join(error.notes)})" if error.notes else ""
+    return f"[{error.code}] {error.message}{notes}"
 
 
 # -- the write -------------------------------------------------------------------------

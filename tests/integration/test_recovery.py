@@ -272,6 +272,39 @@ def test_retention_deletes_old_rows_and_cascades_attempts(pg_url: str) -> None:
     assert again is not None and not any(again.values())
 
 
+def insert_workflow(url: str, status: str, age: str) -> tuple[str, str]:
+    """A workflow with one node whose task is COMPLETED; (workflow id, task id)."""
+    workflow_id = str(uuid.uuid4())
+    task_id = insert_task(url, "COMPLETED", updated_at=f"now() - interval '{age}'",
+                          completed_at="now()")
+    query(url, "INSERT INTO horsies_workflows (id, name, status, updated_at) "
+               "VALUES (%s, 'kept_or_not', %s, now() - %s::interval)",
+          (workflow_id, status, age))
+    query(url, "INSERT INTO horsies_workflow_tasks (id, workflow_id, task_index, node_id, "
+               "task_name, status, task_id) VALUES (%s, %s, 0, 'only', 't', 'COMPLETED', %s)",
+          (str(uuid.uuid4()), workflow_id, task_id))
+    return workflow_id, task_id
+
+
+def test_retention_prunes_finished_workflows_and_keeps_live_ones(pg_url: str) -> None:
+    """workers.md §11.6: finished workflows past the threshold go with their nodes; a
+    live workflow keeps its finished tasks however old they are."""
+    old_done, old_done_task = insert_workflow(pg_url, "COMPLETED", "3 hours")
+    new_done, new_done_task = insert_workflow(pg_url, "FAILED", "30 minutes")
+    old_live, old_live_task = insert_workflow(pg_url, "RUNNING", "3 hours")
+    config = RecoveryConfig(terminal_record_retention_hours=1)
+
+    deleted = run(prune_retention(make_tx(pg_url), config)).ok_value
+    assert deleted is not None
+    assert (deleted["workflows"], deleted["workflow_tasks"], deleted["tasks"]) == (1, 1, 1)
+    workflows = {r[0] for r in query(pg_url, "SELECT id::text FROM horsies_workflows")}
+    assert workflows == {new_done, old_live}
+    nodes = {r[0] for r in query(pg_url, "SELECT workflow_id::text FROM horsies_workflow_tasks")}
+    assert nodes == {new_done, old_live}
+    tasks = {r[0] for r in query(pg_url, "SELECT id::text FROM horsies_tasks")}
+    assert old_done_task not in tasks and {new_done_task, old_live_task} <= tasks
+
+
 def test_retention_none_disables_a_category(pg_url: str) -> None:
     done = insert_task(pg_url, "COMPLETED", updated_at="now() - interval '3 hours'",
                        completed_at="now()")
