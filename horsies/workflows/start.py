@@ -82,7 +82,7 @@ def start_workflow(spec: WorkflowSpec[Any], broker: PostgresBroker,
         return run_sync(start_workflow_async(spec, broker, workflow_id, sent_at,
                                              resend_on_transient_err=resend_on_transient_err))
     except Exception as exc:  # noqa: BLE001 - the bridge failed: a value, not a raise
-        return _refused(spec, workflow_id or "", f"sync start failed: {exc}",
+        return _refused(spec, workflow_id or new_task_id(), f"sync start failed: {exc}",
                         WorkflowStartErrorCode.INTERNAL_FAILED, exc)
 
 
@@ -141,7 +141,7 @@ async def retry_start_spec_async(spec: WorkflowSpec[Any], error: WorkflowStartEr
 
 
 def _no_broker(spec: WorkflowSpec[Any], workflow_id: str | None) -> Err[WorkflowStartError]:
-    return _refused(spec, workflow_id or "", "the spec has no broker: build it with "
+    return _refused(spec, workflow_id or new_task_id(), "the spec has no broker: build it with "
                     "app.workflow(...) or use start_workflow(spec, broker)",
                     WorkflowStartErrorCode.BROKER_NOT_CONFIGURED)
 
@@ -169,6 +169,11 @@ def _prevalidate(spec: WorkflowSpec[Any], broker: PostgresBroker) -> str | None:
         if isinstance(node, SubWorkflowNode):
             return (f"node {node.node_id!r} is a subworkflow; running subworkflows is not "
                     "supported by this version of the engine")
+    if str(getattr(spec.on_error, "value", spec.on_error)) == "pause":
+        # A paused workflow could be neither resumed nor cancelled by this version:
+        # it would stay PAUSED for good, so it is not started at all.
+        return ('on_error="pause" is not supported by this version of the engine '
+                '(no resume or cancel yet); use on_error="fail"')
     return None
 
 

@@ -30,6 +30,7 @@ from horsies import (
     WorkflowStatus,
     start_workflow,
 )
+from horsies.tasks.ids import is_uuid
 
 app = Horsies(AppConfig(
     broker=PostgresConfig(database_url="postgresql://unused@localhost/unused"),
@@ -133,3 +134,22 @@ def test_a_spec_built_without_the_app_is_checked_again_at_start(broker: Any,
     assert "drifter" in error.message and "elsewhere" in error.message
     assert not error.retryable
     assert rows(pg_url) == (0, 0, 0)
+
+
+def test_on_error_pause_is_refused_at_start_until_it_can_be_resumed(broker: Any,
+                                                                   pg_url: str) -> None:
+    """This version has no resume or cancel: a paused workflow would stay PAUSED."""
+    spec = app.workflow("pausing", [TaskNode(fetch, kwargs={"url": "u"}, node_id="only")],
+                        on_error="pause", definition_key="bad.pause")
+    error = spec.start().unwrap_err()
+    assert error.code == WorkflowStartErrorCode.VALIDATION_FAILED
+    assert 'on_error="pause"' in error.message
+    assert rows(pg_url) == (0, 0, 0)
+
+
+def test_a_refusal_without_a_broker_still_names_a_workflow_id() -> None:
+    spec = WorkflowSpec("orphan", [TaskNode(fetch, kwargs={"url": "u"}, node_id="only")],
+                        definition_key="bad.orphan")
+    error = spec.start().unwrap_err()
+    assert error.code == WorkflowStartErrorCode.BROKER_NOT_CONFIGURED
+    assert is_uuid(error.workflow_id)
