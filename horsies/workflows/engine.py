@@ -35,7 +35,7 @@ from horsies.tasks.waiting import decode_result_text
 from horsies.workflows import wire
 from horsies.workflows.outcome import evaluate_outcome
 
-__all__ = ["tasks_ended", "tasks_started", "enqueue_roots", "recover", "Locked"]
+__all__ = ["Locked", "enqueue_roots", "recover", "tasks_ended", "tasks_started"]
 
 log = logging.getLogger("horsies.workflow")
 
@@ -220,9 +220,8 @@ class _Step:
                 await self.conn.execute(queries[name], {"wf": list(chosen),
                                                         "error": list(chosen.values())})
         for wf in first:
-            status, policy = self.locked[wf]
-            if policy == "pause":
-                self.locked[wf] = ("PAUSED", policy)
+            if self.locked[wf][1] == "pause":
+                self.locked[wf] = ("PAUSED", "pause")
                 log.info("Workflow %s paused: a node failed (on_error=pause)", wf)
 
     async def advance(self) -> None:
@@ -310,8 +309,18 @@ class _Step:
 
 
 class _TaskRow:
-    __slots__ = ("workflow_id", "index", "task_name", "queue", "priority", "kwargs",
-                 "good_until", "options", "max_retries", "sha")
+    __slots__ = (
+        "good_until",
+        "index",
+        "kwargs",
+        "max_retries",
+        "options",
+        "priority",
+        "queue",
+        "sha",
+        "task_name",
+        "workflow_id",
+    )
 
     def __init__(self, workflow_id: str, index: int, task_name: str, queue: str,
                  priority: int, kwargs: str, options: str | None) -> None:

@@ -9,7 +9,6 @@ form. `asyncio.CancelledError` is never caught.
 from __future__ import annotations
 
 # asyncio is imported inside the coroutines: `import horsies` must not load it.
-
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -33,11 +32,11 @@ if TYPE_CHECKING:
     from horsies.workflows.nodes import TaskNode
 
 __all__ = [
+    "HandleErrorCode",
+    "HandleOperationError",
+    "HandleResult",
     "WorkflowHandle",
     "WorkflowTaskInfo",
-    "HandleResult",
-    "HandleOperationError",
-    "HandleErrorCode",
 ]
 
 OutT = TypeVar("OutT")
@@ -113,7 +112,7 @@ def _decode_error(text: str | None) -> TaskError | None:
 class WorkflowHandle(Generic[OutT]):
     """A started workflow, by id; built by start or directly from a stored id."""
 
-    __slots__ = ("workflow_id", "broker")
+    __slots__ = ("broker", "workflow_id")
 
     def __init__(self, workflow_id: str, broker: PostgresBroker) -> None:
         self.workflow_id = workflow_id
@@ -125,7 +124,6 @@ class WorkflowHandle(Generic[OutT]):
     # -- reads -------------------------------------------------------------------
 
     async def _fetch(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
-        import asyncio
         from horsies.sql import queries
 
         pool = await self.broker.apool()
@@ -175,7 +173,6 @@ class WorkflowHandle(Generic[OutT]):
         return Ok(infos)
 
     async def results_async(self) -> HandleResult[dict[str, TaskResult[Any, TaskError]]]:
-        import asyncio
         tasks = await self.tasks_async()
         if tasks.is_err():
             return Err(tasks.err_value)
@@ -296,7 +293,6 @@ def _wrapped(workflow_id: str, call: Callable[[], Awaitable[HandleResult[T]]]
     from horsies.workflows.bridge import run_sync
 
     async def run() -> HandleResult[T]:
-        import asyncio
         return await call()
 
     try:
@@ -312,7 +308,6 @@ def _folded(workflow_id: str, call: Callable[[], Awaitable[TaskResult[T, TaskErr
     from horsies.workflows.bridge import run_sync
 
     async def run() -> TaskResult[T, TaskError]:
-        import asyncio
         return await call()
 
     try:

@@ -7,11 +7,10 @@ Start never raises for expected failures: it returns `Err(WorkflowStartError)`.
 from __future__ import annotations
 
 # asyncio is imported inside the coroutines: `import horsies` must not load it.
-
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import msgspec
 import orjson
@@ -26,15 +25,15 @@ if TYPE_CHECKING:
     from horsies.workflows.spec import WorkflowSpec
 
 __all__ = [
-    "WorkflowStartErrorCode",
     "WorkflowStartError",
+    "WorkflowStartErrorCode",
     "WorkflowStartResult",
-    "start_workflow",
-    "start_workflow_async",
-    "start_spec",
-    "start_spec_async",
     "retry_start_spec",
     "retry_start_spec_async",
+    "start_spec",
+    "start_spec_async",
+    "start_workflow",
+    "start_workflow_async",
 ]
 
 _ATTEMPTS_WITH_RESEND = 4
@@ -58,7 +57,8 @@ class WorkflowStartError(msgspec.Struct, frozen=True):
     exception: BaseException | None = None
 
 
-WorkflowStartResult = Result["WorkflowHandle[Any]", WorkflowStartError]
+T = TypeVar("T")
+WorkflowStartResult: TypeAlias = Result[T, WorkflowStartError]
 
 
 def _refused(spec: WorkflowSpec[Any], workflow_id: str, message: str,
@@ -75,7 +75,7 @@ def _refused(spec: WorkflowSpec[Any], workflow_id: str, message: str,
 
 def start_workflow(spec: WorkflowSpec[Any], broker: PostgresBroker,
                    workflow_id: str | None = None, sent_at: datetime | None = None, *,
-                   resend_on_transient_err: bool = False) -> WorkflowStartResult:
+                   resend_on_transient_err: bool = False) -> WorkflowStartResult[WorkflowHandle[Any]]:
     from horsies.workflows.bridge import run_sync
 
     try:
@@ -89,7 +89,7 @@ def start_workflow(spec: WorkflowSpec[Any], broker: PostgresBroker,
 async def start_workflow_async(spec: WorkflowSpec[Any], broker: PostgresBroker,
                                workflow_id: str | None = None,
                                sent_at: datetime | None = None, *,
-                               resend_on_transient_err: bool = False) -> WorkflowStartResult:
+                               resend_on_transient_err: bool = False) -> WorkflowStartResult[WorkflowHandle[Any]]:
     import asyncio
     chosen = workflow_id if workflow_id is not None else new_task_id()
     if not isinstance(chosen, str) or not is_uuid(chosen):
@@ -112,7 +112,7 @@ async def start_workflow_async(spec: WorkflowSpec[Any], broker: PostgresBroker,
                         WorkflowStartErrorCode.INTERNAL_FAILED, exc)
 
 
-def start_spec(spec: WorkflowSpec[Any], workflow_id: str | None) -> WorkflowStartResult:
+def start_spec(spec: WorkflowSpec[Any], workflow_id: str | None) -> WorkflowStartResult[WorkflowHandle[Any]]:
     if spec.broker is None:
         return _no_broker(spec, workflow_id)
     return start_workflow(spec, spec.broker, workflow_id, datetime.now(UTC),
@@ -120,22 +120,20 @@ def start_spec(spec: WorkflowSpec[Any], workflow_id: str | None) -> WorkflowStar
 
 
 async def start_spec_async(spec: WorkflowSpec[Any], workflow_id: str | None
-                           ) -> WorkflowStartResult:
-    import asyncio
+                           ) -> WorkflowStartResult[WorkflowHandle[Any]]:
     if spec.broker is None:
         return _no_broker(spec, workflow_id)
     return await start_workflow_async(spec, spec.broker, workflow_id, datetime.now(UTC),
                                       resend_on_transient_err=spec.resend_on_transient_err)
 
 
-def retry_start_spec(spec: WorkflowSpec[Any], error: WorkflowStartError) -> WorkflowStartResult:
+def retry_start_spec(spec: WorkflowSpec[Any], error: WorkflowStartError) -> WorkflowStartResult[WorkflowHandle[Any]]:
     refused = _retry_refusal(spec, error)
     return refused if refused is not None else start_spec(spec, error.workflow_id)
 
 
 async def retry_start_spec_async(spec: WorkflowSpec[Any], error: WorkflowStartError
-                                 ) -> WorkflowStartResult:
-    import asyncio
+                                 ) -> WorkflowStartResult[WorkflowHandle[Any]]:
     refused = _retry_refusal(spec, error)
     return refused if refused is not None else await start_spec_async(spec, error.workflow_id)
 
@@ -186,8 +184,9 @@ def _one_line(error: HorsiesError) -> str:
 
 
 async def _write_with_retries(spec: WorkflowSpec[Any], broker: PostgresBroker, plan: _Plan,
-                              attempts: int) -> WorkflowStartResult:
+                              attempts: int) -> WorkflowStartResult[WorkflowHandle[Any]]:
     import asyncio
+
     from horsies.db.broker import is_transient
 
     for attempt in range(1, attempts + 1):
@@ -206,8 +205,8 @@ async def _write_with_retries(spec: WorkflowSpec[Any], broker: PostgresBroker, p
 
 
 async def _write(spec: WorkflowSpec[Any], broker: PostgresBroker, plan: _Plan
-                 ) -> WorkflowStartResult:
-    import asyncio
+                 ) -> WorkflowStartResult[WorkflowHandle[Any]]:
+
     from horsies.sql import queries
     from horsies.workflows import engine
     from horsies.workflows.handle import WorkflowHandle
@@ -234,6 +233,7 @@ class _Plan:
 
     def __init__(self, spec: WorkflowSpec[Any], workflow_id: str, sent_at: datetime) -> None:
         from horsies.tasks.send import task_options_json
+        from horsies.workflows.nodes import TaskNode
         from horsies.workflows.spec import encoded_kwargs
 
         self.spec = spec
@@ -247,6 +247,8 @@ class _Plan:
                 dependents.setdefault(_index(dep), []).append(_index(node))
         self.roots = [_index(n) for n in spec.tasks if not n.waits_for]
         for node in spec.tasks:
+            if not isinstance(node, TaskNode):  # _prevalidate refuses subworkflows first
+                raise TypeError(f"node {node.node_id!r} is not a TaskNode")
             ctx_from = list(node.workflow_ctx_from or ())
             self.nodes.append({
                 "task_index": _index(node),
