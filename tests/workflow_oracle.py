@@ -132,3 +132,29 @@ def random_dag(rng: random.Random, size: int, *, fail_rate: float = 0.25
             allow_failed_deps=join == "all" and rng.random() < 0.3,
             ctx_from=ctx))
     return nodes, {i: rng.random() >= fail_rate for i in range(size)}
+
+
+def mixed_dag(rng: random.Random, size: int, *, fail_rate: float = 0.05
+              ) -> tuple[list[OracleNode], dict[int, bool]]:
+    """A DAG of `size` nodes made of chains, fan-outs from recent nodes and joins
+    of 2-5 recent nodes (all, any or quorum), with a few extra roots; edges stay
+    local so that the graph is deep as well as wide."""
+    nodes: list[OracleNode] = []
+    for i in range(size):
+        kind = rng.random()
+        if i < 3 or kind < 0.06:
+            nodes.append(OracleNode())
+        elif kind < 0.45:
+            nodes.append(OracleNode(deps=(i - 1,)))
+        elif kind < 0.70:
+            nodes.append(OracleNode(deps=(rng.randrange(max(0, i - 25), i),)))
+        else:
+            recent = range(max(0, i - 40), i)
+            deps = tuple(sorted(rng.sample(recent, k=min(len(recent), rng.randint(2, 5)))))
+            join = rng.choice(["all", "all", "any", "quorum"])
+            nodes.append(OracleNode(
+                deps=deps, join=join,
+                min_success=rng.randint(1, len(deps)) if join == "quorum" else None,
+                allow_failed_deps=join == "all" and rng.random() < 0.3,
+                ctx_from=tuple(d for d in deps if rng.random() < 0.3)))
+    return nodes, {i: rng.random() >= fail_rate for i in range(size)}

@@ -167,7 +167,7 @@ class Cycle:
 
     async def _recover(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Hand out what an unacknowledged cycle started, before anything else."""
-        children = [c for c in self.uncertain if not c.exited]
+        children = list(self.uncertain)
         if children:
             cur = await conn.execute(queries["task_started_orphans"], {
                 "worker_id": self.worker_id, "pids": [c.pid for c in children],
@@ -178,7 +178,11 @@ class Cycle:
             for row in found:
                 runs[by_pid[row[0]]].append(("S", *row, None))
             for child, handed in runs.items():
-                _hand(child, handed)
+                if child.exited:
+                    # Its death, not handled yet, returns what its queue holds.
+                    child.queue.extend(handed)
+                else:
+                    _hand(child, handed)
             if found:
                 log.info("%d task(s) started before the connection was lost handed out",
                          len(found))
@@ -510,6 +514,13 @@ class _Plan:
 
     def _hand_out(self, runs: dict[int, list[Handed]], recorded: set[int]) -> None:
         cycle = self.cycle
+        for child in self.starting:
+            if child not in cycle.pool.children and child.pid in runs:
+                # It died while this cycle was in flight and has left the pool. Its
+                # death, handled by the next cycle, returns what its queue holds
+                # beyond what it began: the run just started on it goes there too,
+                # or those tasks would wait for the reaper's stale threshold.
+                child.queue.extend(sorted(runs[child.pid], key=lambda row: row[_SEQ]))
         for child in cycle.pool.children:
             handed = runs.get(child.pid)
             if child in self.marks:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from horsies import (
     WorkflowStatus,
     WorkflowTaskStatus,
 )
-from tests.workflow_oracle import random_dag, simulate
+from tests.workflow_oracle import OracleNode, random_dag, simulate
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.integration.workflow_apps:app"
@@ -63,10 +63,27 @@ def runs_of(ledger: str) -> Counter[str]:
     return Counter(path.read_text().split()) if path.exists() else Counter()
 
 
-def step(wf: Any, ledger: str, label: str, *, fail: bool = False, **options: Any
-         ) -> TaskNode[str]:
-    return TaskNode(fn=wf.wf_step, kwargs={"ledger": ledger, "label": label, "fail": fail},
-                    node_id=label, **options)
+def step(wf: Any, ledger: str, label: str, *, fail: bool = False, seconds: float = 0.0,
+         **options: Any) -> TaskNode[str]:
+    kwargs = {"ledger": ledger, "label": label, "fail": fail}
+    if seconds:
+        kwargs["seconds"] = seconds
+    return TaskNode(fn=wf.wf_step, kwargs=kwargs, node_id=label, **options)
+
+
+def build(wf: Any, ledger: str, shape: Sequence[OracleNode], outcomes: Mapping[int, bool],
+          seconds: Sequence[float] | None = None) -> list[TaskNode[str]]:
+    """The oracle's nodes as `wf_step` nodes labelled n0, n1, ...; node i fails when
+    outcomes[i] is False and sleeps seconds[i]."""
+    built: list[TaskNode[str]] = []
+    for i, node in enumerate(shape):
+        built.append(step(wf, ledger, f"n{i}", fail=not outcomes[i],
+                          seconds=seconds[i] if seconds else 0.0,
+                          waits_for=[built[d] for d in node.deps], join=node.join,
+                          min_success=node.min_success,
+                          allow_failed_deps=node.allow_failed_deps,
+                          workflow_ctx_from=[built[c] for c in node.ctx_from] or None))
+    return built
 
 
 def finish(wf: Any, name: str, tasks: list[Any], **options: Any) -> tuple[Any, Any]:
@@ -226,14 +243,7 @@ def test_random_dags_end_as_the_oracle_says(wf: Any, worker: Any, ledger: str,
     """workflows.md §16.8: real runs agree with the in-memory simulation."""
     rng = random.Random(seed)
     shape, outcomes = random_dag(rng, 14)
-    built: list[TaskNode[str]] = []
-    for i, node in enumerate(shape):
-        deps = [built[d] for d in node.deps]
-        built.append(step(wf, ledger, f"n{i}", fail=not outcomes[i], waits_for=deps,
-                          join=node.join, min_success=node.min_success,
-                          allow_failed_deps=node.allow_failed_deps,
-                          workflow_ctx_from=[built[c] for c in node.ctx_from] or None))
-    handle, _ = finish(wf, f"random_{seed}", built)
+    handle, _ = finish(wf, f"random_{seed}", build(wf, ledger, shape, outcomes))
     expected = simulate(shape, outcomes)
     found = statuses(handle)
     assert [found[f"n{i}"] for i in range(len(shape))] == list(expected.statuses)
