@@ -4,9 +4,9 @@ never the whole workflow.
 
 Each size builds a workflow of `size` nodes: `size / 2` roots, each with one
 dependent. Every sample marks one root's task COMPLETED and runs the engine's
-node completion in the same transaction, as a worker's cycle does; the figure is
-the median time of that engine step (settle the node, evaluate and enqueue its
-dependent), and of the whole transaction with its commit. The server is
+node completion in the same transaction, as a worker's cycle does; the sizes take
+turns. The figure is the median time of that engine step (settle the node,
+evaluate and enqueue its dependent), and of the whole transaction with its commit. The server is
 ``HORSIES_BENCH_DATABASE_URL`` when set, otherwise an embedded PostgreSQL.
 
 Run alone: ``python -m benchmarks.bench_workflow`` prints the figures.
@@ -28,7 +28,7 @@ from horsies import AppConfig, Horsies, PostgresConfig, TaskError, TaskNode, Tas
 from horsies.codec import dumps_json
 
 SIZES = [100, 1_000, 10_000]
-SAMPLES = 40
+SAMPLES = 50  # every root of the 100-node workflow
 SERVER_URL_VAR = "HORSIES_BENCH_DATABASE_URL"
 
 app = Horsies(AppConfig(broker=PostgresConfig(database_url="postgresql://unused@localhost/x")))
@@ -48,30 +48,42 @@ def _pairs_spec(size: int) -> Any:
     return app.workflow(f"advance_{size}", nodes, definition_key=f"bench.advance.{size}")
 
 
-async def _samples(url: str, workflow_id: str, samples: int) -> tuple[list[float], list[float]]:
+async def _complete_one(conn: psycopg.AsyncConnection[Any], task_id: str, ok: str
+                        ) -> tuple[float, float]:
+    """One root's task ends and the engine advances: (engine ms, transaction ms)."""
     from horsies.workflows import engine
 
+    began = time.perf_counter()
+    async with conn.transaction():
+        await conn.execute("UPDATE horsies_tasks SET status = 'COMPLETED', result = %s, "
+                           "completed_at = now() WHERE id = %s", (ok, task_id))
+        step = time.perf_counter()
+        moved = await engine.tasks_ended(conn, [task_id])
+        engine_ms = (time.perf_counter() - step) * 1000
+    assert moved == 1, moved
+    return engine_ms, (time.perf_counter() - began) * 1000
+
+
+async def _sample_all(url: str, workflows: dict[int, str], samples: int
+                      ) -> dict[int, tuple[list[float], list[float]]]:
+    """`samples` completions per workflow, taken in turns so that drift on the machine
+    weighs on every size alike."""
     ok = dumps_json(TaskResult(ok=1)).ok_value
-    engine_ms: list[float] = []
-    total_ms: list[float] = []
+    timings: dict[int, tuple[list[float], list[float]]] = {n: ([], []) for n in workflows}
     async with await psycopg.AsyncConnection.connect(url) as conn:
-        cur = await conn.execute(
-            "SELECT task_id::text FROM horsies_workflow_tasks WHERE workflow_id = %s "
-            "AND task_id IS NOT NULL ORDER BY task_index LIMIT %s", (workflow_id, samples))
-        task_ids = [row[0] for row in await cur.fetchall()]
+        roots: dict[int, list[str]] = {}
+        for size, workflow_id in workflows.items():
+            cur = await conn.execute(
+                "SELECT task_id::text FROM horsies_workflow_tasks WHERE workflow_id = %s "
+                "AND task_id IS NOT NULL ORDER BY task_index LIMIT %s", (workflow_id, samples))
+            roots[size] = [row[0] for row in await cur.fetchall()]
         await conn.commit()
-        for task_id in task_ids:
-            began = time.perf_counter()
-            async with conn.transaction():
-                await conn.execute(
-                    "UPDATE horsies_tasks SET status = 'COMPLETED', result = %s, "
-                    "completed_at = now() WHERE id = %s", (ok, task_id))
-                step = time.perf_counter()
-                moved = await engine.tasks_ended(conn, [task_id])
-                engine_ms.append((time.perf_counter() - step) * 1000)
-            total_ms.append((time.perf_counter() - began) * 1000)
-            assert moved == 1, moved
-    return engine_ms, total_ms
+        for turn in range(samples):
+            for size in workflows:
+                engine_ms, total_ms = await _complete_one(conn, roots[size][turn], ok)
+                timings[size][0].append(engine_ms)
+                timings[size][1].append(total_ms)
+    return timings
 
 
 def measure(url: str, sizes: list[int] = SIZES, samples: int = SAMPLES) -> dict[str, float]:
@@ -81,18 +93,19 @@ def measure(url: str, sizes: list[int] = SIZES, samples: int = SAMPLES) -> dict[
     app._broker = None
     broker = app.get_broker()
     broker.ensure_schema()
-    figures: dict[str, float] = {}
     try:
         # A first small workflow warms the connection and the prepared statements.
-        asyncio.run(_samples(url, _pairs_spec(20).start().unwrap().workflow_id, 10))
-        for size in sizes:
-            handle = _pairs_spec(size).start().unwrap()
-            engine_ms, total_ms = asyncio.run(_samples(url, handle.workflow_id, samples))
-            figures[f"engine_{size}"] = statistics.median(engine_ms)
-            figures[f"commit_{size}"] = statistics.median(total_ms)
+        warm = _pairs_spec(2 * samples).start().unwrap().workflow_id
+        asyncio.run(_sample_all(url, {0: warm}, samples))
+        workflows = {size: _pairs_spec(size).start().unwrap().workflow_id for size in sizes}
+        timings = asyncio.run(_sample_all(url, workflows, samples))
     finally:
         broker.close()
         app._broker = None
+    figures: dict[str, float] = {}
+    for size, (engine_ms, total_ms) in timings.items():
+        figures[f"engine_{size}"] = statistics.median(engine_ms)
+        figures[f"commit_{size}"] = statistics.median(total_ms)
     return figures
 
 
