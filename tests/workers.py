@@ -23,6 +23,27 @@ import pytest
 HORSIES = [sys.executable, "-m", "horsies.cli"]
 
 
+def app_module_at(name: str, url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fixture body: the test-app module `name` (its `app`) pointed at `url`, for this
+    process and the workers it starts; the app's broker is closed afterwards."""
+    import importlib
+
+    import msgspec
+
+    from horsies import PostgresConfig
+
+    monkeypatch.setenv("HORSIES_DATABASE_URL", url)
+    module = importlib.import_module(name)
+    # Imported once per session: point the app at this test's database.
+    module.app.config = msgspec.structs.replace(module.app.config,
+                                                broker=PostgresConfig(database_url=url))
+    module.app._broker = None
+    yield module
+    if module.app._broker is not None:
+        module.app.get_broker().close()
+        module.app._broker = None
+
+
 class WorkerProcess:
     """A `horsies worker` (or other `command`) subprocess whose output is read line by line."""
 
@@ -121,8 +142,8 @@ def start_scheduler(tmp_path: Path) -> Iterator[object]:
 def apps(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """tests.integration.apps, imported once per session, pointed at this test's database."""
     monkeypatch.setenv("HORSIES_DATABASE_URL", pg_url)
-    from horsies import AppConfig, PostgresConfig
     import tests.integration.apps as module
+    from horsies import AppConfig, PostgresConfig
 
     module.app.config = AppConfig(broker=PostgresConfig(database_url=pg_url))
     module.app._broker = None

@@ -178,11 +178,7 @@ class Cycle:
             for row in found:
                 runs[by_pid[row[0]]].append(("S", *row, None))
             for child, handed in runs.items():
-                if child.exited:
-                    # Its death, not handled yet, returns what its queue holds.
-                    child.queue.extend(handed)
-                else:
-                    _hand(child, handed)
+                _hand(child, handed)
             if found:
                 log.info("%d task(s) started before the connection was lost handed out",
                          len(found))
@@ -516,11 +512,9 @@ class _Plan:
         cycle = self.cycle
         for child in self.starting:
             if child not in cycle.pool.children and child.pid in runs:
-                # It died while this cycle was in flight and has left the pool. Its
-                # death, handled by the next cycle, returns what its queue holds
-                # beyond what it began: the run just started on it goes there too,
-                # or those tasks would wait for the reaper's stale threshold.
-                child.queue.extend(sorted(runs[child.pid], key=lambda row: row[_SEQ]))
+                # It died while this cycle was in flight and has left the pool; what
+                # was started on it still goes to its queue (see _hand).
+                _hand(child, sorted(runs[child.pid], key=lambda row: row[_SEQ]))
         for child in cycle.pool.children:
             handed = runs.get(child.pid)
             if child in self.marks:
@@ -541,8 +535,13 @@ class _Plan:
 
 
 def _hand(child: Child, handed: list[Handed]) -> None:
+    """Queue a run on `child` and send it. A child that has exited gets it queued
+    only: its death returns what its queue holds beyond what it began, so the run
+    goes back to PENDING at once instead of waiting for the reaper's threshold."""
     child.queue.extend(handed)
     child.handed = handed[-1][_SEQ]
+    if child.exited:
+        return
     child.send(protocol.Run(
         tasks=[(row[_SEQ], row[_ID], row[_NAME], row[_ARGS], row[_KWARGS]) for row in handed],
         limit=child.limit))

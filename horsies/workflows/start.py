@@ -75,7 +75,8 @@ def _refused(spec: WorkflowSpec[Any], workflow_id: str, message: str,
 
 def start_workflow(spec: WorkflowSpec[Any], broker: PostgresBroker,
                    workflow_id: str | None = None, sent_at: datetime | None = None, *,
-                   resend_on_transient_err: bool = False) -> WorkflowStartResult[WorkflowHandle[Any]]:
+                   resend_on_transient_err: bool = False
+                   ) -> WorkflowStartResult[WorkflowHandle[Any]]:
     from horsies.workflows.bridge import run_sync
 
     try:
@@ -89,7 +90,8 @@ def start_workflow(spec: WorkflowSpec[Any], broker: PostgresBroker,
 async def start_workflow_async(spec: WorkflowSpec[Any], broker: PostgresBroker,
                                workflow_id: str | None = None,
                                sent_at: datetime | None = None, *,
-                               resend_on_transient_err: bool = False) -> WorkflowStartResult[WorkflowHandle[Any]]:
+                               resend_on_transient_err: bool = False
+                   ) -> WorkflowStartResult[WorkflowHandle[Any]]:
     import asyncio
     chosen = workflow_id if workflow_id is not None else new_task_id()
     if not isinstance(chosen, str) or not is_uuid(chosen):
@@ -112,7 +114,8 @@ async def start_workflow_async(spec: WorkflowSpec[Any], broker: PostgresBroker,
                         WorkflowStartErrorCode.INTERNAL_FAILED, exc)
 
 
-def start_spec(spec: WorkflowSpec[Any], workflow_id: str | None) -> WorkflowStartResult[WorkflowHandle[Any]]:
+def start_spec(spec: WorkflowSpec[Any], workflow_id: str | None
+               ) -> WorkflowStartResult[WorkflowHandle[Any]]:
     if spec.broker is None:
         return _no_broker(spec, workflow_id)
     return start_workflow(spec, spec.broker, workflow_id, datetime.now(UTC),
@@ -127,7 +130,8 @@ async def start_spec_async(spec: WorkflowSpec[Any], workflow_id: str | None
                                       resend_on_transient_err=spec.resend_on_transient_err)
 
 
-def retry_start_spec(spec: WorkflowSpec[Any], error: WorkflowStartError) -> WorkflowStartResult[WorkflowHandle[Any]]:
+def retry_start_spec(spec: WorkflowSpec[Any], error: WorkflowStartError
+                     ) -> WorkflowStartResult[WorkflowHandle[Any]]:
     refused = _retry_refusal(spec, error)
     return refused if refused is not None else start_spec(spec, error.workflow_id)
 
@@ -139,8 +143,9 @@ async def retry_start_spec_async(spec: WorkflowSpec[Any], error: WorkflowStartEr
 
 
 def _no_broker(spec: WorkflowSpec[Any], workflow_id: str | None) -> Err[WorkflowStartError]:
-    return _refused(spec, workflow_id or new_task_id(), "the spec has no broker: build it with "
-                    "app.workflow(...) or use start_workflow(spec, broker)",
+    return _refused(spec, workflow_id or new_task_id(),
+                    "the spec has no broker: build it with app.workflow(...) or use "
+                    "start_workflow(spec, broker)",
                     WorkflowStartErrorCode.BROKER_NOT_CONFIGURED)
 
 

@@ -12,16 +12,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
-import pytest
-
 from horsies import (
     OperationalErrorCode,
-    PostgresConfig,
     TaskNode,
     TaskResult,
     WorkflowStatus,
@@ -30,6 +25,9 @@ from horsies import (
 from horsies.codec import dumps_json
 from tests.conftest import query
 from tests.doc_blocks import write_files
+from tests.e2e import test_workflows as base
+from tests.e2e.test_workflows import APP as WORKFLOW_APP
+from tests.e2e.test_workflows import REPO
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "workflows.md"
 
@@ -56,24 +54,8 @@ def test_every_script_prints_what_the_page_shows(
 
 # -- "What survives a crash": a worker killed in the middle of a workflow task ----------
 
-WORKFLOW_APP = "tests.integration.workflow_apps:app"
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def wf(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """tests.integration.workflow_apps (recovery thresholds of a few seconds), pointed at
-    this test's database."""
-    monkeypatch.setenv("HORSIES_DATABASE_URL", pg_url)
-    import tests.integration.workflow_apps as module
-
-    module.app.config = msgspec.structs.replace(module.app.config,
-                                                broker=PostgresConfig(database_url=pg_url))
-    module.app._broker = None
-    yield module
-    if module.app._broker is not None:
-        module.app.get_broker().close()
-        module.app._broker = None
+# The workflow test app (recovery thresholds of a few seconds) and its fixture.
+wf = base.wf
 
 
 def test_a_worker_killed_mid_task_fails_that_node_and_the_rest_goes_on(

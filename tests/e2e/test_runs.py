@@ -23,12 +23,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import psycopg
 import pytest
 
-from horsies import PostgresConfig
 from horsies.worker.main import START_ALLOWANCE
+from tests.workers import app_module_at
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.integration.runs_apps:app"
@@ -37,16 +36,7 @@ STEP_SECONDS = 0.01
 
 @pytest.fixture
 def runs(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("HORSIES_DATABASE_URL", pg_url)
-    import tests.integration.runs_apps as module
-
-    module.app.config = msgspec.structs.replace(module.app.config,
-                                                broker=PostgresConfig(database_url=pg_url))
-    module.app._broker = None
-    yield module
-    if module.app._broker is not None:
-        module.app.get_broker().close()
-        module.app._broker = None
+    yield from app_module_at("tests.integration.runs_apps", pg_url, monkeypatch)
 
 
 def query(url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:

@@ -13,18 +13,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from horsies import (
     OutcomeCode,
-    PostgresConfig,
     SuccessCase,
     SuccessPolicy,
     TaskNode,
     WorkflowStatus,
     WorkflowTaskStatus,
 )
+from tests.workers import app_module_at
 from tests.workflow_oracle import OracleNode, random_dag, simulate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,16 +33,7 @@ WAIT_MS = 90_000
 
 @pytest.fixture
 def wf(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("HORSIES_DATABASE_URL", pg_url)
-    import tests.integration.workflow_apps as module
-
-    module.app.config = msgspec.structs.replace(module.app.config,
-                                                broker=PostgresConfig(database_url=pg_url))
-    module.app._broker = None
-    yield module
-    if module.app._broker is not None:
-        module.app.get_broker().close()
-        module.app._broker = None
+    yield from app_module_at("tests.integration.workflow_apps", pg_url, monkeypatch)
 
 
 @pytest.fixture
@@ -128,7 +118,7 @@ def test_fan_in_with_a_context(wf: Any, worker: Any, ledger: str) -> None:
     gather = TaskNode(fn=wf.wf_gather, kwargs={"ledger": ledger, "label": "all",
                                                "sources": ["r0", "r1", "r2"]},
                       waits_for=reads, workflow_ctx_from=reads, node_id="all")
-    handle, outcome = finish(wf, "fan_in", [*reads, gather], output=gather)
+    _, outcome = finish(wf, "fan_in", [*reads, gather], output=gather)
     assert outcome.is_ok(), outcome
     assert outcome.ok_value == "3:r0,r1,r2"  # task_index 3, every read in order
 
@@ -143,7 +133,7 @@ def test_diamond_with_args_from(wf: Any, worker: Any, ledger: str) -> None:
     forecast = TaskNode(fn=wf.wf_add, kwargs={"ledger": ledger, "label": "forecast"},
                         waits_for=[wind, rain], args_from={"left": wind, "right": rain},
                         node_id="forecast")
-    handle, outcome = finish(wf, "diamond", [fetch, wind, rain, forecast], output=forecast)
+    _, outcome = finish(wf, "diamond", [fetch, wind, rain, forecast], output=forecast)
     assert outcome.is_ok(), outcome
     assert outcome.ok_value == 20
     assert runs_of(ledger) == Counter({"fetch": 1, "wind": 1, "rain": 1, "forecast": 1})

@@ -110,6 +110,15 @@ def test_a_start_committed_without_acknowledgement_on_a_child_that_died_goes_bac
     assert "Reaper" not in caplog.text.replace("Reaper configuration", "")
 
 
+async def _until_completed(url: str, count: int) -> None:
+    """Wait up to a minute for `count` COMPLETED tasks (the test then checks them)."""
+    for _ in range(1200):
+        if rows(url, "SELECT count(*) FROM horsies_tasks WHERE status = 'COMPLETED'") == [
+                (count,)]:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def _after_burned_positions(module: Any, url: str, burned: int) -> int:
     worker = Worker(module.app, WorkerConfig(app_locator="tests.integration.apps:app",
                                              processes=1, sys_path_roots=[str(REPO)],
@@ -122,11 +131,7 @@ async def _after_burned_positions(module: Any, url: str, burned: int) -> int:
         # Failed cycles reserve run positions and never use them.
         worker.pool.children[0].next_seq += burned
         handles = module.add.send_many([(n, 1) for n in range(400)]).ok_value
-        for _ in range(1200):
-            done = rows(url, "SELECT count(*) FROM horsies_tasks WHERE status = 'COMPLETED'")
-            if done == [(len(handles),)]:
-                break
-            await asyncio.sleep(0.05)
+        await _until_completed(url, len(handles))
     finally:
         worker.request_stop()
         await asyncio.wait_for(runner, 60)
@@ -175,11 +180,7 @@ async def _child_dies_while_its_run_starts(module: Any, url: str) -> int:
         handles = module.add.send_many([(n, 1) for n in range(20)]).ok_value
         # The default stale threshold is 5 minutes: only the worker itself can
         # return the tasks of the dead child within this wait.
-        for _ in range(1200):
-            done = rows(url, "SELECT count(*) FROM horsies_tasks WHERE status = 'COMPLETED'")
-            if done == [(len(handles),)]:
-                break
-            await asyncio.sleep(0.05)
+        await _until_completed(url, len(handles))
     finally:
         cycle._Plan.execute = execute  # type: ignore[method-assign]
         worker.request_stop()
