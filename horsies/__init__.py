@@ -117,6 +117,10 @@ from horsies.workflows.handle import (
     HandleResult,
     WorkflowHandle,
     WorkflowTaskInfo,
+    pause_workflow,
+    pause_workflow_sync,
+    resume_workflow,
+    resume_workflow_sync,
 )
 from horsies.workflows.nodes import AnyNode, OnError, SubWorkflowNode, TaskNode, slugify
 from horsies.workflows.spec import (
@@ -248,6 +252,10 @@ __all__ = [
     "__version__",
     "is_err",
     "is_ok",
+    "pause_workflow",
+    "pause_workflow_sync",
+    "resume_workflow",
+    "resume_workflow_sync",
     "slugify",
     "start_workflow",
     "start_workflow_async",

@@ -157,6 +157,12 @@ WITH ok(id, pid, result, started) AS (
       AND t.claimed_by_worker_id = %(worker_id)s
       AND (t.claim_expires_at IS NULL OR t.claim_expires_at > statement_timestamp())
       AND (t.good_until IS NULL OR t.good_until > statement_timestamp())
+      -- Not a node of a stopped workflow (workers.md §6.1); a claim that raced a
+      -- pause or cancel is caught here and stopped by the diagnosis.
+      AND NOT EXISTS (
+          SELECT 1 FROM horsies_workflow_tasks AS wt
+          JOIN horsies_workflows AS w ON w.id = wt.workflow_id
+          WHERE wt.task_id = t.id AND w.status IN ('PAUSED', 'CANCELLED'))
     RETURNING c.pid, c.seq, t.id, t.task_name, t.args, t.kwargs, t.queue_name,
               t.retry_count, t.max_retries, t.task_options
 ), marked AS (

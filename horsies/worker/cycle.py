@@ -18,7 +18,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -37,6 +37,9 @@ from horsies.worker.endings import (
     unstorable_result,
 )
 from horsies.worker.runs import RunSizing
+
+if TYPE_CHECKING:
+    from horsies.app import Horsies
 
 log = logging.getLogger("horsies.worker")
 
@@ -60,8 +63,10 @@ class Cycle:
     def __init__(self, conns: Connections, pool: ChildPool, sizing: RunSizing, *,
                  worker_id: str, hostname: str, queues: list[str], allowance: int,
                  ready: ReadyQueue | None, on_retry: Callable[[str, str, datetime], None],
-                 on_capacity: Callable[[], None], forced: Callable[[], bool]) -> None:
+                 on_capacity: Callable[[], None], forced: Callable[[], bool],
+                 app: Horsies | None = None) -> None:
         self.conns = conns
+        self.app = app  # builds child workflows when nodes end here
         self.pool = pool
         self.sizing = sizing
         self.worker_id = worker_id
@@ -254,6 +259,8 @@ class _Plan:
                     self.stmt.fail(row[_ID], child.pid, result, WORKER_CRASHED, reason, reason,
                                    delay, None)
                 else:
+                    if _is_node(row):  # back to PENDING: its workflow may have stopped
+                        self.nodes_ended.append(row[_ID])
                     self.stmt.give_back(row[_ID], child.pid)
             self.stmt.gone_pids.append(child.pid)
 
@@ -374,7 +381,7 @@ class _Plan:
     async def _advance(self, conn: psycopg.AsyncConnection[Any]) -> None:
         from horsies.workflows import engine
 
-        await engine.tasks_ended(conn, self.nodes_ended)
+        await engine.tasks_ended(conn, self.nodes_ended, app=self.cycle.app)
 
     async def _advance_alone(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """After endings written one by one: the workflows move in a transaction of
@@ -502,11 +509,23 @@ class _Plan:
         cur = await conn.execute(queries["task_expire_claimed_many"],
                                  {"ids": lost, "worker_id": self.cycle.worker_id})
         expired = {row[0] for row in await cur.fetchall()}
+        stopped = await self._stopped(lost, conn)
         for task_id in lost:
             if task_id in expired:
                 log.info("Task %s expired before start (TASK_EXPIRED)", task_id)
+            elif task_id in stopped:
+                log.info("Task %s not started: its workflow is paused or cancelled "
+                         "(WORKFLOW_STOPPED)", task_id)
             else:
                 log.info("Task %s dropped: claim lost before start (CLAIM_LOST)", task_id)
+
+    async def _stopped(self, lost: list[str], conn: psycopg.AsyncConnection[Any]) -> set[str]:
+        """Lost claims of workflow nodes whose workflow stopped: T10 (workers.md §6.2
+        checks 2-3), through the engine that owns workflow locks."""
+        from horsies.workflows import engine
+
+        async with conn.transaction():
+            return await engine.stop_claims(conn, lost)
 
     def _hand_out(self, runs: dict[int, list[Handed]], recorded: set[int]) -> None:
         cycle = self.cycle

@@ -92,7 +92,7 @@ class Worker:
             RunSizing(cfg.run_target_ms, 1 if self.capped else config.max_run_size),
             worker_id=self.worker_id, hostname=self.hostname, queues=ordered,
             allowance=START_ALLOWANCE, ready=self.ready, on_retry=self._arm_retry,
-            on_capacity=self.wake.set, forced=lambda: self.forced)
+            on_capacity=self.wake.set, forced=lambda: self.forced, app=app)
         self.claimer = None if self.ready is None else Claimer(
             self.conns, worker_id=self.worker_id, queues=self.queues, caps=caps,
             priorities={n: q.priority for n, q in custom.items()} if custom else None,
@@ -108,7 +108,7 @@ class Worker:
             max_claim_renew_age_ms=cfg.max_claim_renew_age_ms,
             holding=lambda: self.cycle.holding, claims_held=self._claims_held,
             stopping=lambda: self.stopping)
-        self.reaper = Reaper(self.conns, cfg.recovery, on_retry=self._arm_retry,
+        self.reaper = Reaper(self.conns, cfg.recovery, app=app, on_retry=self._arm_retry,
                              on_recovered=self.cycle.look_again, stopping=lambda: self.stopping)
         self.snapshots = Snapshots(
             self.conns,

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -27,6 +27,9 @@ from horsies.result import Err, Ok, Result
 from horsies.sql import cycle_statement, queries
 from horsies.worker.connections import Connections
 from horsies.worker.endings import WORKER_CRASHED, Statement, crash_result_json, retry_after
+
+if TYPE_CHECKING:
+    from horsies.app import Horsies
 
 log = logging.getLogger("horsies.worker")
 
@@ -149,7 +152,8 @@ async def expire_pending_tasks(tx: Tx) -> Result[int, BrokerOperationError]:
         return _failure(exc, "expire_pending_tasks")
 
 
-async def recover_workflows(tx: Tx) -> Result[int, BrokerOperationError]:
+async def recover_workflows(tx: Tx, app: Horsies | None = None
+                            ) -> Result[int, BrokerOperationError]:
     """Workflow recovery (workers.md §11.5) in one transaction; Ok(nodes repaired)."""
     try:
         async with tx() as conn:
@@ -159,7 +163,7 @@ async def recover_workflows(tx: Tx) -> Result[int, BrokerOperationError]:
                 return Ok(0)
             from horsies.workflows import engine
 
-            return Ok(await engine.recover(conn))
+            return Ok(await engine.recover(conn, app))
     except Exception as exc:  # noqa: BLE001 - becomes an error value
         return _failure(exc, "recover_workflows")
 
@@ -216,10 +220,11 @@ class Reaper:
     """The worker service that runs the operations above every check_interval_ms."""
 
     def __init__(self, conns: Connections, config: RecoveryConfig, *,
-                 on_retry: OnRetry, on_recovered: Callable[[], None],
+                 app: Horsies | None = None, on_retry: OnRetry, on_recovered: Callable[[], None],
                  stopping: Callable[[], bool]) -> None:
         self.conns = conns
         self.config = config
+        self.app = app  # builds child workflows that recovery starts
         self.on_retry = on_retry
         self.on_recovered = on_recovered
         self.stopping = stopping
@@ -278,7 +283,7 @@ class Reaper:
         elif expired.ok_value > 0:
             log.info("Reaper expired %d PENDING task(s) past good_until", expired.ok_value)
         if "recover_workflows" not in self.disabled:
-            repaired = await recover_workflows(tx)
+            repaired = await recover_workflows(tx, self.app)
             if self._counted("recover_workflows", repaired) and repaired.ok_value > 0:
                 log.info("Reaper recovered %d stuck workflow task(s)", repaired.ok_value)
         await self._retention()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import psycopg
@@ -35,13 +35,29 @@ from horsies.tasks.waiting import decode_result_text
 from horsies.workflows import wire
 from horsies.workflows.outcome import evaluate_outcome
 
-__all__ = ["Locked", "enqueue_roots", "recover", "tasks_ended", "tasks_started"]
+if TYPE_CHECKING:
+    from horsies.app import Horsies
+
+__all__ = [
+    "Locked",
+    "Step",
+    "enqueue_roots",
+    "error_of",
+    "failure_json",
+    "recover",
+    "stop_claims",
+    "stop_tasks",
+    "tasks_ended",
+    "tasks_started",
+]
 
 log = logging.getLogger("horsies.workflow")
 
 Conn = psycopg.AsyncConnection[Any]
 Locked = dict[str, tuple[str, str]]  # workflow id -> (status, on_error)
 NodeRef = tuple[str, int]  # (workflow id, task index)
+# A node made terminal: (workflow id, index, status, stored result, recorded error).
+Settled = tuple[str, int, str, str | None, str | None]
 
 _JOIN = {"all": 0, "any": 1, "quorum": 2}
 _SKIP = (Readiness.SKIP_IMPOSSIBLE, Readiness.SKIP_UPSTREAM)
@@ -55,11 +71,15 @@ def _encode(value: TaskResult[Any, TaskError]) -> str:
     return encoded.ok_value
 
 
-def _failure(code: Any, message: str, **data: Any) -> str:
+def failure_json(code: Any, message: str, **data: Any) -> str:
+    """An encoded error TaskResult made by the engine."""
     return _encode(TaskResult(err=TaskError(error_code=code, message=message, data=data or None)))
 
 
-def _error_of(result_text: str | None) -> str | None:
+_failure = failure_json
+
+
+def error_of(result_text: str | None) -> str | None:
     """The encoded TaskError inside an encoded error TaskResult."""
     if result_text is None:
         return None
@@ -73,25 +93,61 @@ def _error_of(result_text: str | None) -> str | None:
 # -- entry points ---------------------------------------------------------------
 
 
-async def tasks_ended(conn: Conn, task_ids: Sequence[str], *, check: bool = False) -> int:
+async def tasks_ended(conn: Conn, task_ids: Sequence[str], *, app: Horsies | None = None,
+                      check: bool = False) -> int:
     """Node completion (§16.3) for tasks that reached a terminal state; returns
     how many nodes it moved. Task ids that are not workflow nodes cost one
     indexed lookup. With `check`, stored results are decoded first and an
-    unusable one is replaced by a synthesized error (recovery, §17 case 5)."""
+    unusable one is replaced by a synthesized error (recovery, §17 case 5).
+
+    Tasks that went back to PENDING instead (a retry, a run given back) are
+    stopped here when their workflow was paused or cancelled meanwhile."""
     if not task_ids:
         return 0
     cur = await conn.execute(queries["wf_lock_for_tasks"], {"ids": list(task_ids)})
     locked: Locked = {row[0]: (row[1], row[2]) for row in await cur.fetchall()}
     if not locked:
         return 0
+    if any(state[0] in ("PAUSED", "CANCELLED") for state in locked.values()):
+        await stop_tasks(conn, locked, task_ids)
     cur = await conn.execute(queries["wf_nodes_of_tasks"], {"ids": list(task_ids)})
     rows = await cur.fetchall()
-    step = _Step(conn, locked)
-    await step.settle([(wf, idx, *_node_outcome(task_id, status, result, check))
+    step = Step(conn, locked, app)
+    await step.settle([(wf, idx, *_node_outcome(task_id, status, result, check), None)
                        for wf, idx, task_id, status, result in rows],
                       expected=("ENQUEUED", "RUNNING"))
     await step.advance()
     return len(rows)
+
+
+async def stop_claims(conn: Conn, task_ids: Sequence[str]) -> set[str]:
+    """Claims a worker could not confirm because their workflow stopped: T10
+    for them (workers.md §6.2 checks 2-3); returns the ids stopped."""
+    cur = await conn.execute(queries["wf_lock_for_tasks"], {"ids": list(task_ids)})
+    locked: Locked = {row[0]: (row[1], row[2]) for row in await cur.fetchall()
+                      if row[1] in ("PAUSED", "CANCELLED")}
+    if not locked:
+        return set()
+    cur = await conn.execute(queries["wf_tasks_stranded"], {"ids": list(task_ids)})
+    stranded = {row[0] for row in await cur.fetchall()}
+    await stop_tasks(conn, locked, sorted(stranded))
+    return stranded
+
+
+async def stop_tasks(conn: Conn, locked: Locked, task_ids: Sequence[str] | None = None) -> int:
+    """T10 for unstarted tasks of the paused and cancelled workflows in `locked`
+    (all their node tasks, or only `task_ids`): a paused workflow's node goes
+    back to READY for resume to enqueue afresh, a cancelled one's is SKIPPED."""
+    moved = 0
+    for status, node_status in (("PAUSED", "READY"), ("CANCELLED", "SKIPPED")):
+        ids = [wf for wf, state in locked.items() if state[0] == status]
+        if ids:
+            cur = await conn.execute(queries["wf_stop_tasks"], {
+                "wf": ids, "tasks": None if task_ids is None else list(task_ids),
+                "node_status": node_status})
+            row = await cur.fetchone()
+            moved += int(row[0]) if row else 0
+    return moved
 
 
 async def tasks_started(conn: Conn, task_ids: Sequence[str]) -> None:
@@ -100,39 +156,49 @@ async def tasks_started(conn: Conn, task_ids: Sequence[str]) -> None:
         await conn.execute(queries["wf_nodes_started"], {"ids": list(task_ids)})
 
 
-async def enqueue_roots(conn: Conn, workflow_id: str, on_error: str, roots: list[int]) -> None:
-    """Start (§16.2): the roots of a workflow just inserted, in the same transaction."""
-    step = _Step(conn, {workflow_id: ("RUNNING", on_error)})
+async def enqueue_roots(step: Step, workflow_id: str, on_error: str, roots: list[int]
+                        ) -> None:
+    """Start (§16.2, §10.3 step 6): the roots of a workflow just inserted, in the
+    same transaction; the caller advances `step`."""
+    step.locked[workflow_id] = ("RUNNING", on_error)
     step.touched.add(workflow_id)
     await step.enqueue([(workflow_id, index) for index in roots])
-    await step.advance()
 
 
-async def recover(conn: Conn) -> int:
-    """The reaper's repairs (§17, cases 1, 2, 5 and 6); returns the nodes touched."""
+async def recover(conn: Conn, app: Horsies | None = None) -> int:
+    """The reaper's repairs (§17, cases 1 to 6); returns the nodes touched."""
     touched = 0
     cur = await conn.execute(queries["wf_recover_tasks"], {"limit": _RECOVERY_BATCH})
     ended = [row[0] for row in await cur.fetchall()]
     if ended:
-        touched += await tasks_ended(conn, ended, check=True)
-    touched += await _recover_nodes(conn)
+        touched += await tasks_ended(conn, ended, app=app, check=True)
+    touched += await _recover_nodes(conn, app)
+    cur = await conn.execute(queries["wf_recover_children"],
+                             {"ids": None, "limit": _RECOVERY_BATCH})
+    children = [row[0] for row in await cur.fetchall()]
+    if children:
+        step = await locked_step(conn, children, app)
+        for child in children:
+            await step.tell_parent(child)
+        await step.advance()
+        touched += len(children)
     cur = await conn.execute(queries["wf_recover_finished"], {"limit": _RECOVERY_BATCH})
     finished = [row[0] for row in await cur.fetchall()]
     if finished:
-        step = await _locked_step(conn, finished)
+        step = await locked_step(conn, finished, app)
         step.touched.update(finished)
         await step.advance()
     return touched
 
 
-async def _recover_nodes(conn: Conn) -> int:
+async def _recover_nodes(conn: Conn, app: Horsies | None) -> int:
     cur = await conn.execute(queries["wf_recover_pending"], {"limit": _RECOVERY_BATCH})
     pending = await cur.fetchall()
     cur = await conn.execute(queries["wf_recover_ready"], {"limit": _RECOVERY_BATCH})
     ready = [(row[0], row[1]) for row in await cur.fetchall()]
     if not pending and not ready:
         return 0
-    step = await _locked_step(conn, {row[0] for row in pending} | {wf for wf, _ in ready})
+    step = await locked_step(conn, {row[0] for row in pending} | {wf for wf, _ in ready}, app)
     running = [row for row in pending if step.running(row[0])]
     await step.decide(running)
     await step.enqueue([ref for ref in ready if step.running(ref[0])])
@@ -140,9 +206,10 @@ async def _recover_nodes(conn: Conn) -> int:
     return len(running) + len(ready)
 
 
-async def _locked_step(conn: Conn, workflow_ids: Iterable[str]) -> _Step:
+async def locked_step(conn: Conn, workflow_ids: Iterable[str], app: Horsies | None) -> Step:
+    """A step over these workflows, locked in id order."""
     cur = await conn.execute(queries["wf_lock"], {"ids": sorted(workflow_ids)})
-    return _Step(conn, {row[0]: (row[1], row[2]) for row in await cur.fetchall()})
+    return Step(conn, {row[0]: (row[1], row[2]) for row in await cur.fetchall()}, app)
 
 
 def _node_outcome(task_id: str, task_status: str, result: str | None, check: bool
@@ -173,13 +240,15 @@ def _node_outcome(task_id: str, task_status: str, result: str | None, check: boo
 # -- one transaction's progress ---------------------------------------------------
 
 
-class _Step:
+class Step:
     """What one transaction changes: nodes made terminal are propagated
-    breadth-first (§16.6), then touched workflows are checked for completion."""
+    breadth-first (§16.6), then touched workflows are checked for completion;
+    a child that finishes tells its parent node, which propagates in turn."""
 
-    def __init__(self, conn: Conn, locked: Locked) -> None:
+    def __init__(self, conn: Conn, locked: Locked, app: Horsies | None = None) -> None:
         self.conn = conn
         self.locked = locked
+        self.app = app
         self.frontier: list[tuple[str, int, str, list[int]]] = []
         self.touched: set[str] = set()
 
@@ -187,15 +256,14 @@ class _Step:
         state = self.locked.get(workflow_id)
         return state is not None and state[0] == "RUNNING"
 
-    async def settle(self, items: Sequence[tuple[str, int, str, str | None]],
-                     expected: Sequence[str]) -> None:
+    async def settle(self, items: Sequence[Settled], expected: Sequence[str]) -> None:
         """Make nodes terminal; failures meet `on_error` (§8) before anything propagates."""
         if not items:
             return
         cur = await self.conn.execute(queries["wf_nodes_settle"], {
             "wf": [i[0] for i in items], "idx": [i[1] for i in items],
             "status": [i[2] for i in items], "result": [i[3] for i in items],
-            "expected": list(expected)})
+            "error": [i[4] for i in items], "expected": list(expected)})
         done = await cur.fetchall()
         results = {(i[0], i[1]): i[3] for i in items}
         await self._on_error([(wf, idx, results[(wf, idx)])
@@ -209,7 +277,7 @@ class _Step:
     async def _on_error(self, failed: list[tuple[str, int, str | None]]) -> None:
         first: dict[str, str] = {}
         for wf, _, result in failed:
-            error = _error_of(result)
+            error = error_of(result)
             if error is not None and self.running(wf):
                 first.setdefault(wf, error)
         if not first:
@@ -219,12 +287,22 @@ class _Step:
             if chosen:
                 await self.conn.execute(queries[name], {"wf": list(chosen),
                                                         "error": list(chosen.values())})
-        for wf in first:
-            if self.locked[wf][1] == "pause":
-                self.locked[wf] = ("PAUSED", "pause")
-                log.info("Workflow %s paused: a node failed (on_error=pause)", wf)
+        paused = [wf for wf in first if self.locked[wf][1] == "pause"]
+        for wf in paused:
+            self.locked[wf] = ("PAUSED", "pause")
+            log.info("Workflow %s paused: a node failed (on_error=pause)", wf)
+        if paused:
+            # Tasks of the paused workflow that have not started must not start (§13.5).
+            await stop_tasks(self.conn, {wf: self.locked[wf] for wf in paused})
 
     async def advance(self) -> None:
+        while True:
+            await self._propagate()
+            await self._finish()
+            if not self.frontier:
+                return
+
+    async def _propagate(self) -> None:
         while self.frontier:
             frontier, self.frontier = self.frontier, []
             edges = [(wf, target, idx, status) for wf, idx, status, dependents in frontier
@@ -236,24 +314,32 @@ class _Step:
                 "source": [e[2] for e in edges], "status": [e[3] for e in edges]})
             await self.decide([row for row in await cur.fetchall()
                                if row[2] == "PENDING" and self.running(row[0])])
-        await self._finish()
 
     async def decide(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """The readiness rule (§16.4) over PENDING nodes, acted on (§16.5)."""
+        """The readiness rule (§16.4) over PENDING nodes, acted on (§16.5); a node
+        that may run meets its conditions first (§7)."""
         if not rows:
             return
         verdicts = evaluate_readiness_many(
             [_JOIN[r[3]] for r in rows], [r[4] for r in rows], [bool(r[5]) for r in rows],
             [r[6] for r in rows], [r[7] for r in rows], [r[8] for r in rows],
             [r[9] for r in rows], [max(0, r[10]) for r in rows])
-        skip = [(r[0], r[1], "SKIPPED", None) for r, v in zip(rows, verdicts, strict=True)
-                if v in _SKIP]
-        run = [(r[0], r[1]) for r, v in zip(rows, verdicts, strict=True) if v == Readiness.RUN]
+        skip: list[Settled] = [(r[0], r[1], "SKIPPED", None, None)
+                               for r, v in zip(rows, verdicts, strict=True) if v in _SKIP]
+        run = [r for r, v in zip(rows, verdicts, strict=True) if v == Readiness.RUN]
+        guarded = [r for r in run if r[11] or r[12]]
+        if guarded:
+            from horsies.workflows.conditions import judge
+
+            verdict = await judge(self, guarded)
+            skip += verdict.settled
+            run = [r for r in run if not (r[11] or r[12]) or (r[0], r[1]) in verdict.run]
         await self.settle(skip, expected=("PENDING",))
-        await self.enqueue(run)
+        await self.enqueue([(r[0], r[1]) for r in run])
 
     async def enqueue(self, refs: Sequence[NodeRef]) -> None:
-        """PENDING/READY -> ENQUEUED with a task row each (§16.5 steps 1-5)."""
+        """PENDING/READY -> ENQUEUED with a task row each (§16.5 steps 1-5), or a
+        child workflow started for a subworkflow node (§10.3)."""
         if not refs:
             return
         cur = await self.conn.execute(queries["wf_nodes_enqueue"], {
@@ -261,23 +347,33 @@ class _Step:
         nodes = await cur.fetchall()
         if not nodes:
             return
-        inputs = await self._inputs(nodes)
+        inputs = await self.inputs(nodes)
         rows: list[_TaskRow] = []
-        failed: list[tuple[str, int, str, str | None]] = []
+        failed: list[Settled] = []
+        children = []
         for node in nodes:
+            if node[11]:
+                children.append(node)
+                continue
             built = _task_row(node, inputs)
             if isinstance(built, str):
-                failed.append((node[0], node[1], "FAILED", built))
+                failed.append((node[0], node[1], "FAILED", built, None))
             else:
                 rows.append(built)
         if rows:
             await self._insert(rows)
+        if children:
+            from horsies.workflows.children import start_children
+
+            failed += await start_children(self, children, inputs)
         await self.settle(failed, expected=("ENQUEUED",))
 
-    async def _inputs(self, nodes: Sequence[tuple[Any, ...]]) -> dict[NodeRef, tuple[Any, ...]]:
+    async def inputs(self, nodes: Sequence[tuple[Any, ...]], sources_at: int = 8
+                     ) -> dict[NodeRef, tuple[Any, ...]]:
+        """Status and stored result of every node the given nodes read."""
         wanted: set[NodeRef] = set()
         for node in nodes:
-            sources = list((node[8] or {}).values()) + list(node[9] or ())
+            sources = list((node[sources_at] or {}).values()) + list(node[sources_at + 1] or ())
             wanted.update((node[0], int(i)) for i in sources)
         if not wanted:
             return {}
@@ -296,13 +392,22 @@ class _Step:
             "max_retries": [r.max_retries for r in rows], "shas": [r.sha for r in rows]})
 
     async def _finish(self) -> None:
-        """Completion check (§16.7) of every touched workflow whose nodes all ended."""
+        """Completion check (§16.7) of every touched workflow whose nodes all ended;
+        a child that finished tells its parent node (§10.1)."""
         if not self.touched:
             return
         cur = await self.conn.execute(queries["wf_finishable"], {"ids": sorted(self.touched)})
+        self.touched.clear()
         for (wf,) in await cur.fetchall():
             await _complete(self.conn, wf)
-        self.touched.clear()
+            self.locked[wf] = ("DONE", self.locked.get(wf, ("", "fail"))[1])
+            await self.tell_parent(wf)
+
+    async def tell_parent(self, child_id: str) -> None:
+        """A child that ended moves its parent node (§10.1, §10.5)."""
+        from horsies.workflows.children import parent_update
+
+        await parent_update(self, child_id)
 
 
 # -- building a node's task row ------------------------------------------------------
@@ -337,7 +442,7 @@ class _TaskRow:
                                enqueue_delay_seconds=None, task_options=options)
 
 
-def _source_text(source: tuple[Any, ...] | None, index: int) -> str | None:
+def source_text(source: tuple[Any, ...] | None, index: int) -> str | None:
     """What a dependency passes on (§5.2): its stored result, the skip sentinel,
     or nothing while it has not ended (any/quorum joins)."""
     if source is None:
@@ -355,11 +460,11 @@ def _source_text(source: tuple[Any, ...] | None, index: int) -> str | None:
 def _task_row(node: tuple[Any, ...], inputs: dict[NodeRef, tuple[Any, ...]]
               ) -> _TaskRow | str:
     """The task row of an enqueued node, or the stored result of its failure."""
-    (wf, index, node_id, task_name, queue, priority, static, options, args_from,
-     ctx_indices, _deps) = node
+    wf, index, node_id, task_name, queue, priority, static, options, args_from, ctx_indices = (
+        node[:10])
     injected: dict[str, dict[str, Any]] = {}
     for param, source_index in (args_from or {}).items():
-        text = _source_text(inputs.get((wf, int(source_index))), int(source_index))
+        text = source_text(inputs.get((wf, int(source_index))), int(source_index))
         if text is not None:
             injected[param] = wire.taskresult_arg(text)
     ctx = None
@@ -367,7 +472,7 @@ def _task_row(node: tuple[Any, ...], inputs: dict[NodeRef, tuple[Any, ...]]
         results: dict[str, str] = {}
         for i in ctx_indices:
             source = inputs.get((wf, i))
-            text = _source_text(source, i)
+            text = source_text(source, i)
             if source is not None and text is not None:
                 results[source[2]] = text
         ctx = wire.ctx_envelope(wf, index, task_name, results, None)
@@ -404,7 +509,7 @@ async def _complete(conn: Conn, workflow_id: str) -> None:
         cur = await conn.execute(queries["wf_node_results"], {"wf": [workflow_id],
                                                              "idx": [error_index]})
         row = await cur.fetchone()
-        error = _error_of(row[4]) if row is not None else None
+        error = error_of(row[4]) if row is not None else None
     elif case_not_met:
         error = orjson.dumps(orjson.loads(_failure(
             OutcomeCode.WORKFLOW_SUCCESS_CASE_NOT_MET, "No success case was satisfied"))["err"]

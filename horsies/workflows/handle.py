@@ -37,6 +37,10 @@ __all__ = [
     "HandleResult",
     "WorkflowHandle",
     "WorkflowTaskInfo",
+    "pause_workflow",
+    "pause_workflow_sync",
+    "resume_workflow",
+    "resume_workflow_sync",
 ]
 
 OutT = TypeVar("OutT")
@@ -246,7 +250,34 @@ class WorkflowHandle(Generic[OutT]):
         finally:
             listener.unsubscribe(self.workflow_id, wake)
 
+    # -- control (§13.5, §13.7) -------------------------------------------------------
+
+    async def pause_async(self) -> HandleResult[bool]:
+        """RUNNING -> PAUSED (with every running descendant): Ok(True); Ok(False)
+        when the workflow is not RUNNING."""
+        return await _control(self.broker, self.workflow_id, "pause")
+
+    async def resume_async(self) -> HandleResult[bool]:
+        """PAUSED -> RUNNING (with every paused descendant), then what was held
+        back moves on: Ok(True); Ok(False) when the workflow is not PAUSED."""
+        return await _control(self.broker, self.workflow_id, "resume")
+
+    async def cancel_async(self) -> HandleResult[None]:
+        """PENDING/RUNNING/PAUSED -> CANCELLED with every open descendant; a
+        finished workflow is left alone. Ok(None) either way."""
+        done = await _control(self.broker, self.workflow_id, "cancel")
+        return Ok(None) if done.is_ok() else Err(done.err_value)
+
     # -- sync forms --------------------------------------------------------------------
+
+    def pause(self) -> HandleResult[bool]:
+        return _wrapped(self.workflow_id, self.pause_async)
+
+    def resume(self) -> HandleResult[bool]:
+        return _wrapped(self.workflow_id, self.resume_async)
+
+    def cancel(self) -> HandleResult[None]:
+        return _wrapped(self.workflow_id, self.cancel_async)
 
     def status(self) -> HandleResult[WorkflowStatus]:
         return _wrapped(self.workflow_id, self.status_async)
@@ -263,6 +294,49 @@ class WorkflowHandle(Generic[OutT]):
     def get(self, timeout_ms: float | None = None) -> TaskResult[OutT, TaskError]:
         check_timeout(timeout_ms)
         return _folded(self.workflow_id, lambda: self.get_async(timeout_ms))
+
+
+async def _control(broker: PostgresBroker, workflow_id: str, operation: str
+                   ) -> HandleResult[bool]:
+    """One control operation in one transaction (workflows/control.py)."""
+    import asyncio
+
+    from horsies.workflows import control
+
+    if not is_uuid(workflow_id):
+        return _not_found(workflow_id)
+    action = {"pause": control.pause, "resume": control.resume,
+              "cancel": control.cancel}[operation]
+    try:
+        await broker.ensure_schema_async()
+        pool = await broker.apool()
+        async with pool.connection() as conn, conn.transaction():
+            changed = await action(conn, workflow_id, getattr(broker, "app", None))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        return _db_failed(workflow_id, exc)
+    return _not_found(workflow_id) if changed is None else Ok(changed)
+
+
+async def pause_workflow(broker: PostgresBroker, workflow_id: str) -> HandleResult[bool]:
+    """`WorkflowHandle(workflow_id, broker).pause_async()` (§13.6)."""
+    return await _control(broker, workflow_id, "pause")
+
+
+async def resume_workflow(broker: PostgresBroker, workflow_id: str) -> HandleResult[bool]:
+    """`WorkflowHandle(workflow_id, broker).resume_async()` (§13.6)."""
+    return await _control(broker, workflow_id, "resume")
+
+
+def pause_workflow_sync(broker: PostgresBroker, workflow_id: str) -> HandleResult[bool]:
+    """`WorkflowHandle(workflow_id, broker).pause()` (§13.6)."""
+    return WorkflowHandle[Any](workflow_id, broker).pause()
+
+
+def resume_workflow_sync(broker: PostgresBroker, workflow_id: str) -> HandleResult[bool]:
+    """`WorkflowHandle(workflow_id, broker).resume()` (§13.6)."""
+    return WorkflowHandle[Any](workflow_id, broker).resume()
 
 
 def _wf_not_found(workflow_id: str) -> TaskResult[Any, TaskError]:

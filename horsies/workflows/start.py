@@ -25,9 +25,12 @@ if TYPE_CHECKING:
     from horsies.workflows.spec import WorkflowSpec
 
 __all__ = [
+    "Parent",
+    "Plan",
     "WorkflowStartError",
     "WorkflowStartErrorCode",
     "WorkflowStartResult",
+    "one_line",
     "retry_start_spec",
     "retry_start_spec_async",
     "start_spec",
@@ -101,7 +104,7 @@ async def start_workflow_async(spec: WorkflowSpec[Any], broker: PostgresBroker,
         problem = _prevalidate(spec, broker)
         if problem is not None:
             return _refused(spec, chosen, problem)
-        plan = _Plan(spec, chosen, sent_at or datetime.now(UTC))
+        plan = Plan(spec, chosen, sent_at or datetime.now(UTC))
     except Exception as exc:  # noqa: BLE001
         return _refused(spec, chosen, f"the workflow could not be prepared: {exc}", exc=exc)
     attempts = _ATTEMPTS_WITH_RESEND if resend_on_transient_err else 1
@@ -162,25 +165,15 @@ def _retry_refusal(spec: WorkflowSpec[Any], error: WorkflowStartError
 
 def _prevalidate(spec: WorkflowSpec[Any], broker: PostgresBroker) -> str | None:
     """§12.1 step 3; None when the spec may be written."""
-    from horsies.workflows.nodes import SubWorkflowNode
     from horsies.workflows.validation import resolve_for_start
 
     errors = resolve_for_start(spec, getattr(broker, "app", None))
     if errors:
-        return "; ".join(_one_line(e) for e in errors)
-    for node in spec.tasks:
-        if isinstance(node, SubWorkflowNode):
-            return (f"node {node.node_id!r} is a subworkflow; running subworkflows is not "
-                    "supported by this version of the engine")
-    if str(getattr(spec.on_error, "value", spec.on_error)) == "pause":
-        # A paused workflow could be neither resumed nor cancelled by this version:
-        # it would stay PAUSED for good, so it is not started at all.
-        return ('on_error="pause" is not supported by this version of the engine '
-                '(no resume or cancel yet); use on_error="fail"')
+        return "; ".join(one_line(e) for e in errors)
     return None
 
 
-def _one_line(error: HorsiesError) -> str:
+def one_line(error: HorsiesError) -> str:
     notes = f" ({'; '.join(error.notes)})" if error.notes else ""
     return f"[{error.code}] {error.message}{notes}"
 
@@ -188,7 +181,7 @@ def _one_line(error: HorsiesError) -> str:
 # -- the write -------------------------------------------------------------------------
 
 
-async def _write_with_retries(spec: WorkflowSpec[Any], broker: PostgresBroker, plan: _Plan,
+async def _write_with_retries(spec: WorkflowSpec[Any], broker: PostgresBroker, plan: Plan,
                               attempts: int) -> WorkflowStartResult[WorkflowHandle[Any]]:
     import asyncio
 
@@ -209,7 +202,7 @@ async def _write_with_retries(spec: WorkflowSpec[Any], broker: PostgresBroker, p
     raise AssertionError("unreachable")
 
 
-async def _write(spec: WorkflowSpec[Any], broker: PostgresBroker, plan: _Plan
+async def _write(spec: WorkflowSpec[Any], broker: PostgresBroker, plan: Plan
                  ) -> WorkflowStartResult[WorkflowHandle[Any]]:
 
     from horsies.sql import queries
@@ -219,60 +212,58 @@ async def _write(spec: WorkflowSpec[Any], broker: PostgresBroker, plan: _Plan
     await broker.ensure_schema_async()
     pool = await broker.apool()
     async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(queries["wf_insert"], plan.workflow_row())
-        if await cur.fetchone() is None:
+        step = engine.Step(conn, {}, getattr(broker, "app", None))
+        if not await plan.write(step):
             cur = await conn.execute(queries["wf_name_get"], {"id": plan.workflow_id})
             found = await cur.fetchone()
             if found is not None and found[0] != spec.name:
                 return _refused(spec, plan.workflow_id, f"workflow_id {plan.workflow_id} "
                                 f"already exists for workflow name {found[0]!r}")
             return Ok(WorkflowHandle(plan.workflow_id, broker))
-        await conn.execute(queries["wf_nodes_insert"], {"workflow_id": plan.workflow_id,
-                                                        "nodes": plan.nodes_json()})
-        await engine.enqueue_roots(conn, plan.workflow_id, plan.on_error, plan.roots)
+        await step.advance()
     return Ok(WorkflowHandle(plan.workflow_id, broker))
 
 
-class _Plan:
+class Parent(msgspec.Struct, frozen=True):
+    """Where a child workflow hangs (§10.3 step 4)."""
+
+    workflow_id: str
+    task_index: int
+    depth: int
+    root_id: str
+
+
+class Plan:
     """The rows a spec becomes (§18)."""
 
-    def __init__(self, spec: WorkflowSpec[Any], workflow_id: str, sent_at: datetime) -> None:
-        from horsies.tasks.send import task_options_json
-        from horsies.workflows.nodes import TaskNode
-        from horsies.workflows.spec import encoded_kwargs
-
+    def __init__(self, spec: WorkflowSpec[Any], workflow_id: str, sent_at: datetime,
+                 parent: Parent | None = None) -> None:
         self.spec = spec
         self.workflow_id = workflow_id
         self.sent_at = sent_at
+        self.parent = parent
         self.on_error = str(getattr(spec.on_error, "value", spec.on_error))
-        self.nodes: list[dict[str, Any]] = []
         dependents: dict[int, list[int]] = {}
         for node in spec.tasks:
             for dep in node.waits_for:
                 dependents.setdefault(_index(dep), []).append(_index(node))
         self.roots = [_index(n) for n in spec.tasks if not n.waits_for]
-        for node in spec.tasks:
-            if not isinstance(node, TaskNode):  # _prevalidate refuses subworkflows first
-                raise TypeError(f"node {node.node_id!r} is not a TaskNode")
-            ctx_from = list(node.workflow_ctx_from or ())
-            self.nodes.append({
-                "task_index": _index(node),
-                "node_id": node.node_id,
-                "task_name": node.fn.task_name,
-                "task_kwargs": encoded_kwargs(node),
-                "queue_name": node.queue,
-                "priority": node.priority,
-                "dependencies": [_index(d) for d in node.waits_for],
-                "dependents": sorted(dependents.get(_index(node), ())),
-                "ctx_indices": [_index(d) for d in ctx_from],
-                "args_from": ({k: _index(v) for k, v in node.args_from.items()}
-                              if node.args_from else None),
-                "workflow_ctx_from": [d.node_id for d in ctx_from] if ctx_from else None,
-                "allow_failed_deps": bool(node.allow_failed_deps),
-                "join_type": str(node.join),
-                "min_success": node.min_success,
-                "task_options": task_options_json(node.fn, node.good_until),
-            })
+        self.nodes = [_node_row(node, dependents) for node in spec.tasks]
+
+    async def write(self, step: Any) -> bool:
+        """Insert the workflow, its nodes and its roots' tasks through an engine
+        step (not advanced); False when the workflow id exists already."""
+        from horsies.sql import queries
+        from horsies.workflows import engine
+
+        conn = step.conn
+        cur = await conn.execute(queries["wf_insert"], self.workflow_row())
+        if await cur.fetchone() is None:
+            return False
+        await conn.execute(queries["wf_nodes_insert"], {"workflow_id": self.workflow_id,
+                                                        "nodes": self.nodes_json()})
+        await engine.enqueue_roots(step, self.workflow_id, self.on_error, self.roots)
+        return True
 
     def nodes_json(self) -> str:
         return orjson.dumps(self.nodes).decode()
@@ -287,12 +278,50 @@ class _Plan:
             if spec.success_policy.optional:
                 doc["optional_indices"] = [_index(n) for n in spec.success_policy.optional]
             policy = orjson.dumps(doc).decode()
+        parent = self.parent
         return {
             "id": self.workflow_id, "name": spec.name, "on_error": self.on_error,
             "output_task_index": None if spec.output is None else _index(spec.output),
             "success_policy": policy, "definition_key": spec.definition_key,
             "sent_at": self.sent_at, "nodes_left": len(self.nodes),
+            "depth": 0 if parent is None else parent.depth,
+            "root_id": None if parent is None else parent.root_id,
+            "parent_id": None if parent is None else parent.workflow_id,
+            "parent_index": None if parent is None else parent.task_index,
         }
+
+
+def _node_row(node: Any, dependents: dict[int, list[int]]) -> dict[str, Any]:
+    from horsies.tasks.send import task_options_json
+    from horsies.workflows.nodes import TaskNode
+    from horsies.workflows.spec import encoded_kwargs
+
+    ctx_from = list(node.workflow_ctx_from or ())
+    row: dict[str, Any] = {
+        "task_index": _index(node),
+        "node_id": node.node_id,
+        "task_kwargs": encoded_kwargs(node),
+        "dependencies": [_index(d) for d in node.waits_for],
+        "dependents": sorted(dependents.get(_index(node), ())),
+        "ctx_indices": [_index(d) for d in ctx_from],
+        "args_from": ({k: _index(v) for k, v in node.args_from.items()}
+                      if node.args_from else None),
+        "workflow_ctx_from": [d.node_id for d in ctx_from] if ctx_from else None,
+        "allow_failed_deps": bool(node.allow_failed_deps),
+        "join_type": str(node.join),
+        "min_success": node.min_success,
+        "skip_when": node.skip_when_ref,
+        "run_when": node.run_when_ref,
+    }
+    if isinstance(node, TaskNode):
+        row.update(task_name=node.fn.task_name, queue_name=node.queue, priority=node.priority,
+                   task_options=task_options_json(node.fn, node.good_until),
+                   is_subworkflow=False)
+    else:  # a SubWorkflowNode: its child's own nodes carry queues and priorities
+        row.update(task_name=node.name, queue_name="default", priority=100,
+                   task_options=None, is_subworkflow=True, sub_workflow_name=node.name,
+                   sub_definition_key=node.definition_key)
+    return row
 
 
 def _index(node: Any) -> int:

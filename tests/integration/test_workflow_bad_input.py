@@ -136,17 +136,6 @@ def test_a_spec_built_without_the_app_is_checked_again_at_start(broker: Any,
     assert rows(pg_url) == (0, 0, 0)
 
 
-def test_on_error_pause_is_refused_at_start_until_it_can_be_resumed(broker: Any,
-                                                                   pg_url: str) -> None:
-    """This version has no resume or cancel: a paused workflow would stay PAUSED."""
-    spec = app.workflow("pausing", [TaskNode(fetch, kwargs={"url": "u"}, node_id="only")],
-                        on_error="pause", definition_key="bad.pause")
-    error = spec.start().unwrap_err()
-    assert error.code == WorkflowStartErrorCode.VALIDATION_FAILED
-    assert 'on_error="pause"' in error.message
-    assert rows(pg_url) == (0, 0, 0)
-
-
 def test_a_refusal_without_a_broker_still_names_a_workflow_id() -> None:
     spec = WorkflowSpec("orphan", [TaskNode(fetch, kwargs={"url": "u"}, node_id="only")],
                         definition_key="bad.orphan")
