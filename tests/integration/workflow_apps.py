@@ -13,10 +13,16 @@ from __future__ import annotations
 import os
 import time
 
+from typing import Any
+
 from horsies import (
     AppConfig,
     Horsies,
     NodeKey,
+    SubWorkflowNode,
+    TaskNode,
+    WorkflowDefinition,
+    WorkflowSpec,
     PostgresConfig,
     RecoveryConfig,
     TaskError,
@@ -122,6 +128,104 @@ def wf_gather(ledger: str, label: str, sources: list[str],
         result = workflow_ctx.result_for(NodeKey[str](source))
         parts.append(result.ok_value if result.is_ok() else f"!{source}")
     return TaskResult(ok=f"{workflow_meta.task_index}:" + ",".join(parts))
+
+
+@app.task("wf_wait")
+def wf_wait(ledger: str, label: str, gate: str) -> TaskResult[str, TaskError]:
+    """Runs until the file `gate` exists (at most a minute), so that a test can
+    pause or cancel a workflow while this node is executing."""
+    record(ledger, label)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return TaskResult(ok=label)
+
+
+# -- conditions (module-level: stored as module:qualname) ------------------------------
+
+
+def always(ctx: WorkflowContext) -> bool:
+    return True
+
+
+def never(ctx: WorkflowContext) -> bool:
+    return False
+
+
+def broken(ctx: WorkflowContext) -> bool:
+    raise RuntimeError("the condition broke")
+
+
+def over_ten(ctx: WorkflowContext) -> bool:
+    """True when the node `measure` in the context returned more than 10."""
+    return bool(ctx.result_for(NodeKey[int]("measure")).unwrap() > 10)
+
+
+# -- child workflows (found by definition_key in the worker) ---------------------------
+
+
+class Doubler(WorkflowDefinition[int]):
+    """value -> value * 2, in two nodes."""
+
+    name = "doubler"
+    definition_key = "tests.doubler.v1"
+
+    @classmethod
+    def build_with(cls, app: Horsies, ledger: str, value: TaskResult[int, TaskError],
+                   tag: str = "inner", *args: Any, **kwargs: Any) -> WorkflowSpec[int]:
+        start = TaskNode(fn=wf_number, kwargs={"ledger": ledger, "label": f"{tag}_n",
+                                               "value": value.unwrap()}, node_id="n")
+        twice = TaskNode(fn=wf_double, kwargs={"ledger": ledger, "label": f"{tag}_x2"},
+                         waits_for=[start], args_from={"value": start}, node_id="x2")
+        return app.workflow(name=cls.name, tasks=[start, twice], output=twice)
+
+
+class PlusOneThenDouble(WorkflowDefinition[int]):
+    """value -> (value + 1) * 2, the doubling in a child of its own (nesting)."""
+
+    name = "plus_one_then_double"
+    definition_key = "tests.plus_one_then_double.v1"
+
+    @classmethod
+    def build_with(cls, app: Horsies, ledger: str, value: TaskResult[int, TaskError],
+                   *args: Any, **kwargs: Any) -> WorkflowSpec[int]:
+        plus = TaskNode(fn=wf_number, kwargs={"ledger": ledger, "label": "outer_n",
+                                              "value": value.unwrap() + 1}, node_id="plus")
+        inner = SubWorkflowNode(Doubler, kwargs={"ledger": ledger}, waits_for=[plus],
+                                args_from={"value": plus}, node_id="inner")
+        return app.workflow(name=cls.name, tasks=[plus, inner], output=inner)
+
+
+class FailingChild(WorkflowDefinition[str]):
+    """One node that fails, one that depends on it (skipped)."""
+
+    name = "failing_child"
+    definition_key = "tests.failing_child.v1"
+
+    @classmethod
+    def build_with(cls, app: Horsies, ledger: str, *args: Any, **kwargs: Any
+                   ) -> WorkflowSpec[str]:
+        bad = TaskNode(fn=wf_step, kwargs={"ledger": ledger, "label": "child_bad", "fail": True},
+                       node_id="bad")
+        after = TaskNode(fn=wf_step, kwargs={"ledger": ledger, "label": "child_after"},
+                         waits_for=[bad], node_id="after")
+        return app.workflow(name=cls.name, tasks=[bad, after], output=after)
+
+
+class GatedChild(WorkflowDefinition[str]):
+    """A node that runs until `gate` exists, then one more."""
+
+    name = "gated_child"
+    definition_key = "tests.gated_child.v1"
+
+    @classmethod
+    def build_with(cls, app: Horsies, ledger: str, gate: str, *args: Any, **kwargs: Any
+                   ) -> WorkflowSpec[str]:
+        hold = TaskNode(fn=wf_wait, kwargs={"ledger": ledger, "label": "child_hold",
+                                            "gate": gate}, node_id="hold")
+        after = TaskNode(fn=wf_step, kwargs={"ledger": ledger, "label": "child_after"},
+                         waits_for=[hold], node_id="after")
+        return app.workflow(name=cls.name, tasks=[hold, after], output=after)
 
 
 app.discover_tasks(["tests.integration.workflow_apps"])
