@@ -103,6 +103,7 @@ from horsies.states import (
     WorkflowStatus,
     WorkflowTaskStatus,
 )
+from horsies.workflows.builder import from_node
 from horsies.workflows.context import (
     NodeKey,
     SubWorkflowSummary,
@@ -250,6 +251,7 @@ __all__ = [
     "WorkflowTerminalResults",
     "WorkflowValidationError",
     "__version__",
+    "from_node",
     "is_err",
     "is_ok",
     "pause_workflow",

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from horsies.config import AppConfig, QueueMode
 from horsies.errors import (
@@ -25,12 +25,17 @@ from horsies.errors import (
 )
 
 if TYPE_CHECKING:
+    from horsies.config import ExceptionMapper, RetryPolicy
     from horsies.db.broker import PostgresBroker
+    from horsies.task_result import TaskResult
+    from horsies.tasks.decorator import TaskFunction
     from horsies.workflows.definition import WorkflowDefinition
     from horsies.workflows.nodes import AnyNode, OnError, SubWorkflowNode, TaskNode
     from horsies.workflows.spec import SuccessPolicy, WorkflowSpec, WorkflowTerminalResults
 
 OutT = TypeVar("OutT")
+P = ParamSpec("P")
+T = TypeVar("T")
 BuilderT = TypeVar("BuilderT", bound=Callable[..., Any])
 WorkflowBuilder = tuple[Callable[..., Any], list[dict[str, Any]] | None]
 
@@ -165,8 +170,36 @@ class Horsies:
 
     # -- tasks ------------------------------------------------------------
 
+    @overload
+    def task(
+        self,
+        task_name: str,
+        func: None = None,
+        *,
+        queue_name: str | None = ...,
+        retry_policy: RetryPolicy | None = ...,
+        exception_mapper: ExceptionMapper | None = ...,
+        default_unhandled_error_code: str | None = ...,
+    ) -> Callable[[Callable[P, TaskResult[T, Any]]], TaskFunction[P, T]]: ...
+
+    @overload
+    def task(
+        self,
+        task_name: str,
+        func: Callable[P, TaskResult[T, Any]],
+        *,
+        queue_name: str | None = ...,
+        retry_policy: RetryPolicy | None = ...,
+        exception_mapper: ExceptionMapper | None = ...,
+        default_unhandled_error_code: str | None = ...,
+    ) -> TaskFunction[P, T]: ...
+
     def task(self, task_name: Any, func: Callable[..., Any] | None = None, **options: Any) -> Any:
-        """Register a task: `@app.task("name", ...)` or `app.task("name", fn)`."""
+        """Register a task: `@app.task("name", ...)` or `app.task("name", fn)`.
+
+        Typed so that a type checker sees `TaskFunction[P, T]`: the function's
+        parameters and the success type of its `TaskResult` (what `task.node()`
+        and `task.send()` are checked against)."""
         from horsies.tasks.decorator import task_decorator
 
         return task_decorator(self, task_name, func, options)

@@ -8,7 +8,7 @@ import inspect
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from types import FunctionType, MappingProxyType, MethodType
+from types import FrameType, FunctionType, MappingProxyType, MethodType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from horsies.codes import error_code_problem
@@ -25,7 +25,11 @@ from horsies.tasks.send_types import Call
 from horsies.tasks.wrapper import TaskCallSpec, parse_return_annotation, run_task_function
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from horsies.app import Horsies
+    from horsies.workflows.builder import NodeFactory
+    from horsies.workflows.nodes import AnyNode, JoinMode
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -39,7 +43,7 @@ _OWN_MODULES = frozenset({__name__, "horsies.app"})
 
 def _caller_location() -> SourceLocation | None:
     """The frame that called `app.task(...)`: the first one outside app.py and this module."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__") in _OWN_MODULES:
         frame = frame.f_back
     return SourceLocation.from_frame(frame) if frame is not None else None
@@ -211,7 +215,9 @@ def task_decorator(
             queue_name = app.validate_queue_name(options.get("queue_name"))
         _check_callable(fn, location)
         ok_type, err_type = _return_types(fn, location)
-        task = TaskFunction(app, task_name, fn, options, queue_name, ok_type, err_type)
+        task: TaskFunction[Any, Any] = TaskFunction(
+            app, task_name, fn, options, queue_name, ok_type, err_type
+        )
         with _located(location):
             registered = app.tasks.register(task, name=task_name, source=_source_key(fn))
         if not registered:  # same source imported twice: keep the first entry
@@ -316,11 +322,38 @@ class TaskFunction(Generic[P, T]):
     async def retry_schedule_async(self, error: Any) -> Any:
         return await self._sender.replay_async(error, scheduled=True)
 
+    # -- workflows --------------------------------------------------------
+
+    def node(
+        self,
+        *,
+        waits_for: Sequence[AnyNode] | None = None,
+        args_from: Mapping[str, AnyNode] | None = None,
+        workflow_ctx_from: Sequence[AnyNode] | None = None,
+        node_id: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        allow_failed_deps: bool = False,
+        join: JoinMode = "all",
+        min_success: int | None = None,
+        good_until: datetime | None = None,
+    ) -> NodeFactory[P, T]:
+        """Workflow options of a node of this task; call the result with the task's
+        arguments to get the `TaskNode` (workflows.md §4.4)."""
+        from horsies.workflows.builder import NodeFactory
+
+        return NodeFactory(
+            self, waits_for=waits_for, args_from=args_from,
+            workflow_ctx_from=workflow_ctx_from, node_id=node_id, queue=queue,
+            priority=priority, allow_failed_deps=allow_failed_deps, join=join,
+            min_success=min_success, good_until=good_until,
+        )
+
 
 class TaskSendOptions(Generic[P, T]):
     """Sends of one task with per-send options; immutable and reusable."""
 
-    __slots__ = ("_sender", "_options")
+    __slots__ = ("_options", "_sender")
 
     def __init__(self, sender: TaskSender, options: SendOptions) -> None:
         self._sender = sender

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final, TypeVar
 
 from horsies.errors import ErrorCode, HorsiesError
+from horsies.workflows.builder import FromNode
 from horsies.workflows.diagnostics import describe, location_of, node_error
 from horsies.workflows.nodes import AnyNode, SubWorkflowNode, TaskNode
 from horsies.workflows.signatures import (
@@ -66,6 +67,15 @@ def _shown(ref: object) -> str:
 
 
 def _args_from_errors(node: AnyNode) -> Iterator[HorsiesError]:
+    for key, value in node.kwargs.items():
+        if isinstance(value, FromNode):
+            yield node_error(
+                _E.WORKFLOW_INVALID_ARGS_FROM, node,
+                f"kwargs[{key!r}] holds a from_node(...) marker, which only a node factory "
+                "converts",
+                help_text=f"build the node with task.node(...)({key}=from_node(upstream)), or "
+                f"use args_from={{{key!r}: upstream}} with upstream in waits_for",
+            )
     waits = {id(dep) for dep in node.waits_for}
     for param, source in node.args_from.items():
         if not _is_node(source):

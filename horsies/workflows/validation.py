@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from horsies.codec import dumps_json, json_to_kwargs, kwargs_to_json, loads_json
 from horsies.errors import ErrorCode, HorsiesError, raise_collected
+from horsies.workflows.builder import FromNode
 from horsies.workflows.diagnostics import describe, location_of, node_error, spec_error
 from horsies.workflows.node_checks import node_errors
 from horsies.workflows.nodes import (
@@ -261,6 +262,8 @@ def _snapshot_errors(nodes: Sequence[AnyNode]) -> Iterator[HorsiesError]:
 def _snapshot(node: AnyNode) -> Iterator[HorsiesError]:
     """Round-trip the static kwargs through the codec and keep the result (§3.5)."""
     code = _E.WORKFLOW_KWARGS_NOT_SERIALIZABLE
+    if any(isinstance(value, FromNode) for value in node.kwargs.values()):
+        return  # a raw from_node marker is reported as itself (HRS-008), not as HRS-031
     encoded = kwargs_to_json(dict(node.kwargs))
     if encoded.is_err():
         for key, value in node.kwargs.items():

@@ -57,7 +57,7 @@ def _section_of(block: Block) -> str:
 
 def test_part_two_is_not_documented_as_working() -> None:
     code = "\n".join(block.code for block in python_blocks(DOC))
-    for name in ("SubWorkflowNode", "skip_when", "run_when", "from_node", ".node(",
+    for name in ("SubWorkflowNode", "skip_when", "run_when",
                  ".pause(", ".resume(", ".cancel(", "OnError.PAUSE"):
         assert name not in code, name
 
