@@ -6,6 +6,7 @@ check that no node ran twice and that nothing ran that should not have.
 Nodes that must be caught mid-run wait for a gate file the test creates.
 """
 
+# ruff: noqa: F811 - the fixtures imported from test_workflows are test parameters here
 from __future__ import annotations
 
 import time

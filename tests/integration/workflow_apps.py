@@ -12,24 +12,23 @@ from __future__ import annotations
 
 import os
 import time
-
 from typing import Any
 
 from horsies import (
     AppConfig,
     Horsies,
     NodeKey,
-    SubWorkflowNode,
-    TaskNode,
-    WorkflowDefinition,
-    WorkflowSpec,
     PostgresConfig,
     RecoveryConfig,
+    SubWorkflowNode,
     TaskError,
+    TaskNode,
     TaskResult,
     WorkerResilienceConfig,
     WorkflowContext,
+    WorkflowDefinition,
     WorkflowMeta,
+    WorkflowSpec,
 )
 
 app = Horsies(AppConfig(
