@@ -255,6 +255,13 @@ def test_partial_success_completes_when_one_case_holds(wf: Any, worker: Any,
 TERMINAL = {S.COMPLETED, S.FAILED, S.SKIPPED}
 
 
+def ended(handle: Any) -> dict[str, S] | None:
+    """Every node's status once all are terminal (running tasks of a cancelled
+    workflow still end their nodes), else None."""
+    seen = statuses(handle)
+    return seen if set(seen.values()) <= TERMINAL else None
+
+
 def test_pause_resume_and_cancel_raced_against_a_worker(wf: Any, worker: Any, ledger: str,
                                                         tmp_path: Path) -> None:
     """50 workflows, each paused and resumed (or cancelled) at a random moment
@@ -280,8 +287,7 @@ def test_pause_resume_and_cancel_raced_against_a_worker(wf: Any, worker: Any, le
             assert handle.resume().unwrap() is True, it
         gate.touch()
         final = handle.get(timeout_ms=WAIT_MS)
-        seen = wait_until(lambda h=handle: (lambda s: s if set(s.values()) <= TERMINAL
-                                            else None)(statuses(h)), "every node to end")
+        seen = wait_until(lambda h=handle: ended(h), "every node to end")
         counts = runs_of(ledger)
         ran = {label for label in counts if label.startswith(f"i{it}_")}
         assert all(counts[label] == 1 for label in ran), (it, counts)
