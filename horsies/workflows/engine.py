@@ -156,13 +156,23 @@ async def tasks_started(conn: Conn, task_ids: Sequence[str]) -> None:
         await conn.execute(queries["wf_nodes_started"], {"ids": list(task_ids)})
 
 
-async def enqueue_roots(step: Step, workflow_id: str, on_error: str, roots: list[int]
+async def enqueue_roots(step: Step, workflow_id: str, on_error: str, roots: list[int],
+                        conditions: dict[int, tuple[str | None, str | None]] | None = None
                         ) -> None:
     """Start (§16.2, §10.3 step 6): the roots of a workflow just inserted, in the
-    same transaction; the caller advances `step`."""
+    same transaction; the caller advances `step`. A root's join is satisfied at
+    once, so its conditions (`conditions`: index -> refs) are evaluated now."""
     step.locked[workflow_id] = ("RUNNING", on_error)
     step.touched.add(workflow_id)
-    await step.enqueue([(workflow_id, index) for index in roots])
+    run = [index for index in roots if index not in (conditions or {})]
+    if conditions:
+        from horsies.workflows.conditions import judge
+
+        verdict = await judge(step, [(workflow_id, index, *[None] * 9, *refs)
+                                     for index, refs in sorted(conditions.items())])
+        await step.settle(verdict.settled, expected=("READY",))
+        run += sorted(index for wf, index in verdict.run)
+    await step.enqueue([(workflow_id, index) for index in run])
 
 
 async def recover(conn: Conn, app: Horsies | None = None) -> int:

@@ -248,6 +248,9 @@ class Plan:
             for dep in node.waits_for:
                 dependents.setdefault(_index(dep), []).append(_index(node))
         self.roots = [_index(n) for n in spec.tasks if not n.waits_for]
+        self.root_conditions = {_index(n): (n.skip_when_ref, n.run_when_ref)
+                                for n in spec.tasks
+                                if not n.waits_for and (n.skip_when_ref or n.run_when_ref)}
         self.nodes = [_node_row(node, dependents) for node in spec.tasks]
 
     async def write(self, step: Any) -> bool:
@@ -262,7 +265,8 @@ class Plan:
             return False
         await conn.execute(queries["wf_nodes_insert"], {"workflow_id": self.workflow_id,
                                                         "nodes": self.nodes_json()})
-        await engine.enqueue_roots(step, self.workflow_id, self.on_error, self.roots)
+        await engine.enqueue_roots(step, self.workflow_id, self.on_error, self.roots,
+                                   self.root_conditions)
         return True
 
     def nodes_json(self) -> str:

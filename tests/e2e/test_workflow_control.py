@@ -121,7 +121,8 @@ def test_a_failed_child_fails_its_parent_node(wf: Any, worker: Any, ledger: str)
 # -- conditions (§7) ------------------------------------------------------------------
 
 
-def test_conditions_skip_run_and_fail_nodes(wf: Any, worker: Any, ledger: str) -> None:
+def test_conditions_skip_run_and_fail_nodes(wf: Any, worker: Any, ledger: str,
+                                            pg_url: str) -> None:
     measure = TaskNode(fn=wf.wf_number, kwargs={"ledger": ledger, "label": "measure",
                                                 "value": 42}, node_id="measure")
     skipped = step(wf, ledger, "skipped", waits_for=[measure], skip_when=wf.over_ten)
@@ -129,13 +130,22 @@ def test_conditions_skip_run_and_fail_nodes(wf: Any, worker: Any, ledger: str) -
     runs = step(wf, ledger, "runs", waits_for=[measure], run_when=wf.always)
     not_met = step(wf, ledger, "not_met", waits_for=[measure], run_when=wf.never)
     broken = step(wf, ledger, "broken", waits_for=[measure], skip_when=wf.broken)
-    handle, outcome = finish(wf, "conditions", [measure, skipped, below, runs, not_met, broken])
+    root = step(wf, ledger, "root", run_when=wf.never)  # a root's join holds at start
+    handle, outcome = finish(wf, "conditions",
+                             [measure, skipped, below, runs, not_met, broken, root])
     assert statuses(handle) == {"measure": S.COMPLETED, "skipped": S.SKIPPED,
                                 "below": S.SKIPPED, "runs": S.COMPLETED,
-                                "not_met": S.SKIPPED, "broken": S.FAILED}
+                                "not_met": S.SKIPPED, "broken": S.FAILED, "root": S.SKIPPED}
     assert runs_of(ledger) == Counter({"measure": 1, "runs": 1})
     assert outcome.err_value.error_code == OperationalErrorCode.CONDITION_EVALUATION_ERROR
     assert "the condition broke" in outcome.err_value.message
+    with psycopg.connect(pg_url) as conn:
+        recorded = dict(conn.execute(
+            "SELECT node_id, error::jsonb #>> '{error_code,__builtin_task_code__}' "
+            "FROM horsies_workflow_tasks "
+            "WHERE workflow_id = %s AND error IS NOT NULL", (handle.workflow_id,)).fetchall())
+    assert recorded == {"skipped": "CONDITION_SKIPPED", "not_met": "CONDITION_NOT_MET",
+                        "root": "CONDITION_NOT_MET"}
 
 
 # -- pause and resume (§8, §13.5) ----------------------------------------------------------
