@@ -14,6 +14,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.screen import Screen
 from textual.widgets import Static, TabbedContent, TabPane
 
 from horsies.config import RecoveryConfig
@@ -93,17 +94,24 @@ class MonitorApp(App[int]):
         self.set_interval(TICK_S, self._tick)
         self._show_status()
         self.refresh_tab(self.visible_tab)
+        self.call_after_refresh(self.visible_tab.focus_main)
 
     async def on_unmount(self) -> None:
         await stop(self._feed_task)
 
+    # The tabs live on the base screen; `App.query` would search the modal on top.
+
+    @property
+    def base(self) -> Screen[object]:
+        return self.screen_stack[0]
+
     @property
     def visible_tab(self) -> TabView:
-        active = self.query_one("#tabs", TabbedContent).active.removeprefix("tab-")
-        return self.query_one(f"#{active}", TabView)
+        active = self.base.query_one("#tabs", TabbedContent).active.removeprefix("tab-")
+        return self.base.query_one(f"#{active}", TabView)
 
     def tab(self, name: str) -> TabView:
-        return self.query_one(f"#{name}", TabView)
+        return self.base.query_one(f"#{name}", TabView)
 
     # -- refresh (§3.2) ---------------------------------------------------------------
 
@@ -141,7 +149,7 @@ class MonitorApp(App[int]):
         self._show_status()
 
     def _show_status(self) -> None:
-        if not self.query("#status-bar"):
+        if not self.screen_stack or not self.base.query("#status-bar"):
             return
         text = Text(FEED_MARKS[self.feed_state] + "  ",
                     style="green" if self.feed_state is FeedState.LIVE else "yellow")
@@ -152,15 +160,16 @@ class MonitorApp(App[int]):
         if self.errors:
             text.append(f"{len(self.errors)} errors (E)  ", style="bold red")
         text.append("/ search  ? help  1-5 tabs  t theme  q quit", style="dim")
-        self.query_one("#status-bar", Static).update(text)
+        self.base.query_one("#status-bar", Static).update(text)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_tab(self.visible_tab)
+        self.call_after_refresh(self.visible_tab.focus_main)
 
     # -- actions ----------------------------------------------------------------------
 
     def action_show_tab(self, name: str) -> None:
-        self.query_one("#tabs", TabbedContent).active = f"tab-{name}"
+        self.base.query_one("#tabs", TabbedContent).active = f"tab-{name}"
 
     def action_refresh_now(self) -> None:
         self.refresh_tab(self.visible_tab)

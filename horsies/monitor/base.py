@@ -48,6 +48,7 @@ class TabView(Vertical):
         self.last_loaded: datetime.datetime | None = None
         self.last_started = 0.0
         self._busy = False
+        self._again = False
 
     @property
     def monitor(self) -> MonitorApp:
@@ -59,6 +60,9 @@ class TabView(Vertical):
 
     async def refresh_data(self) -> None:
         if self._busy:
+            # Skipped while the previous load runs; one more follows it so that a
+            # filter changed meanwhile is applied.
+            self._again = True
             return
         self._busy = True
         self.last_started = time.monotonic()
@@ -67,9 +71,16 @@ class TabView(Vertical):
             await self.load()
             self.loads += 1
             self.last_loaded = datetime.datetime.now(datetime.UTC)
+        except Exception as exc:  # noqa: BLE001 - a broken panel must not end the dashboard
+            self._again = False
+            if self.is_attached:
+                self.monitor.record_error(self.source, f"{type(exc).__name__}: {exc}")
         finally:
             self._busy = False
             self.monitor.loading(self.source, False)
+        if self._again and self.is_attached:
+            self._again = False
+            self.monitor.refresh_tab(self)
 
     async def load(self) -> None:
         raise NotImplementedError
@@ -82,6 +93,15 @@ class TabView(Vertical):
             self.monitor.record_error(what, outcome.err_value.message)
             return None
         return outcome.ok_value
+
+    def focus_main(self) -> None:
+        """Give focus to the tab's main table, so that the tab's keys reach it."""
+        from horsies.monitor.tables import KeyedTable
+
+        for table in self.query(KeyedTable):
+            if table.display and table.parent is not None and table.parent.display:
+                table.focus()
+                return
 
     def back(self) -> bool:
         """Esc inside the tab: True when it went back a level."""

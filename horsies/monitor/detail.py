@@ -172,7 +172,9 @@ class DetailScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_detail", "close"),
                 Binding("left_square_bracket", "step(-1)", "previous"),
                 Binding("right_square_bracket", "step(1)", "next"),
-                Binding("y", "copy", "copy JSON")]
+                Binding("y", "copy", "copy JSON"),
+                # A modal screen does not pass keys on to the app's bindings.
+                Binding("slash", "app.search", show=False)]
 
     def __init__(self, ids: list[str], current: str) -> None:
         super().__init__()

@@ -146,7 +146,8 @@ class TasksTab(TabView):
         table = self.query_one("#breakdown", KeyedTable)
         if not self.statuses:
             empty.update("No statuses selected. Press [a] to select all.")
-            table.display = False
+            self.breakdown = []
+            table.replace([])  # emptied, not hidden: it keeps the focus and the tab's keys
             return
         rows = await self.fetch("task breakdown", self.monitor.broker.get_task_breakdown(
             statuses=self.statuses, retried_only=self.retried_only))
@@ -155,7 +156,6 @@ class TasksTab(TabView):
         self.breakdown = rows
         matched = rows[-1].total if rows else 0
         empty.update("" if matched else "No tasks found for selected statuses.")
-        table.display = bool(matched)
         self._fill_breakdown()
 
     def _fill_breakdown(self) -> None:
