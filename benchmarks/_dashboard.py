@@ -7,7 +7,8 @@ order as a real drain writes them), the attempts a failure or a retry leaves
 behind, 4,000 in-flight tasks (3,000 PENDING of which 300 scheduled, 300
 CLAIMED, 700 RUNNING), and one day of worker snapshots of 10 workers at the
 worker's 5 s interval: 8 alive, one dead 10 minutes ago, one STOPPED 2 hours
-ago. Plain SQL: a benchmark is not the package.
+ago; and 20,000 workflows of 5 nodes over the same 7 days (2 % RUNNING, 1 %
+PAUSED, 2 % FAILED, 1 % CANCELLED). Plain SQL: a benchmark is not the package.
 
 `CALLS` are the dashboard methods with the arguments the monitor uses on a
 refresh; `REFRESH` is the set of calls of one Dashboard-tab refresh
@@ -26,6 +27,7 @@ from horsies import PostgresConfig, TaskFilter
 from horsies.db.broker import PostgresBroker
 
 FINISHED_TASKS = 1_000_000
+WORKFLOWS = 20_000
 WORKERS = 10
 LIVE_WORKERS = 8
 SNAPSHOT_INTERVAL_S = 5  # horsies.worker.snapshots.INTERVAL_S
@@ -175,6 +177,40 @@ FROM (
 ORDER BY x.at
 """
 
+# Workflows of 5 nodes each, created over the last 7 days in time order: 2 %
+# still RUNNING (their last two nodes not done), 1 % PAUSED, 2 % FAILED, 1 %
+# CANCELLED, the rest COMPLETED.
+_WORKFLOWS = """
+INSERT INTO horsies_workflows (
+    id, root_workflow_id, sent_at, created_at, updated_at, started_at, completed_at, depth,
+    status, on_error, name, definition_key)
+SELECT g.id, g.id, g.at, g.at, g.at + INTERVAL '2 seconds', g.at,
+       CASE WHEN g.status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+            THEN g.at + INTERVAL '2 seconds' END,
+       0, g.status, CASE WHEN g.status = 'PAUSED' THEN 'pause' ELSE 'fail' END,
+       'pipeline_' || (g.i %% 7), 'pipeline_' || (g.i %% 7) || ':v1'
+FROM (
+    SELECT i, md5('wf' || i)::uuid AS id,
+           statement_timestamp() - INTERVAL '7 days'
+               + (i * (604800.0 / %(workflows_n)s)) * INTERVAL '1 second' AS at,
+           CASE WHEN i %% 100 < 2 THEN 'RUNNING' WHEN i %% 100 < 3 THEN 'PAUSED'
+                WHEN i %% 100 < 5 THEN 'FAILED' WHEN i %% 100 < 6 THEN 'CANCELLED'
+                ELSE 'COMPLETED' END AS status
+    FROM generate_series(1, %(workflows_n)s) AS i
+) AS g
+ORDER BY g.i;
+
+INSERT INTO horsies_workflow_tasks (
+    id, workflow_id, task_index, status, task_name, queue_name, dependencies)
+SELECT gen_random_uuid(), w.id, n,
+       CASE WHEN w.status = 'COMPLETED' OR n < 3 THEN 'COMPLETED'
+            WHEN w.status = 'RUNNING' THEN (ARRAY['RUNNING', 'PENDING'])[n - 2]
+            WHEN w.status = 'CANCELLED' THEN 'SKIPPED' ELSE 'FAILED' END,
+       'step_' || n, 'default', CASE WHEN n = 0 THEN '{}'::integer[] ELSE ARRAY[n - 1] END
+FROM horsies_workflows AS w CROSS JOIN generate_series(0, 4) AS n
+ORDER BY w.created_at, n
+"""
+
 # What a running worker adds every 5 s: one snapshot per live worker, now.
 _FRESH_SNAPSHOTS = """
 INSERT INTO horsies_worker_states (
@@ -207,7 +243,8 @@ def seed(url: str, finished: int = FINISHED_TASKS) -> dict[str, Any]:
         broker.close()
     ids = worker_ids()
     params = {"n": finished, "worker_ids": ids, "live": LIVE_WORKERS, "workers": WORKERS,
-              "span": SNAPSHOT_SPAN_S, "interval": SNAPSHOT_INTERVAL_S}
+              "span": SNAPSHOT_SPAN_S, "interval": SNAPSHOT_INTERVAL_S,
+              "workflows_n": WORKFLOWS}
     with psycopg.connect(url, autocommit=True) as conn:
         with conn.transaction():
             conn.execute("SET LOCAL synchronous_commit = off")
@@ -218,12 +255,17 @@ def seed(url: str, finished: int = FINISHED_TASKS) -> dict[str, Any]:
             conn.execute(_FINISHED, params)
             conn.execute(_ATTEMPTS)
             conn.execute(_SNAPSHOTS, params)
+            for statement in _WORKFLOWS.split(";\n"):
+                conn.execute(statement, params)
         conn.execute("VACUUM ANALYZE")
         row = conn.execute(
             "SELECT id::text FROM horsies_tasks WHERE status = 'FAILED' "
             "ORDER BY updated_at DESC LIMIT 1").fetchone()
-    assert row is not None
-    return {"detail_id": row[0], "worker_ids": ids}
+        workflow = conn.execute(
+            "SELECT id::text FROM horsies_workflows WHERE status = 'RUNNING' "
+            "ORDER BY created_at DESC LIMIT 1").fetchone()
+    assert row is not None and workflow is not None
+    return {"detail_id": row[0], "worker_ids": ids, "workflow_id": workflow[0]}
 
 
 def refresh_snapshots(url: str, info: dict[str, Any]) -> None:
@@ -253,12 +295,17 @@ CALLS: dict[str, Call] = {
     "list_tasks_queue": lambda b, i: b.list_tasks(TaskFilter(queues=frozenset({"emails"}))),
     "list_tasks_all": lambda b, i: b.list_tasks(TaskFilter()),
     "get_task_detail": lambda b, i: b.get_task_detail(i["detail_id"]),
+    "get_workflow_summary": lambda b, i: b.get_workflow_summary(),
+    "list_workflows": lambda b, i: b.list_workflows(
+        statuses=frozenset({"PENDING", "RUNNING", "PAUSED"})),
+    "list_workflows_all": lambda b, i: b.list_workflows(),
+    "get_workflow_detail": lambda b, i: b.get_workflow_detail(i["workflow_id"]),
 }
 
-# One Dashboard-tab refresh (monitoring.md §3.3); get_workflow_summary joins
-# it once the broker has it.
+# One Dashboard-tab refresh (monitoring.md §3.3).
 REFRESH = ("get_cluster_summary", "get_task_status_counts", "get_queue_stats",
-           "get_utilization_trend", "get_worker_alerts", "get_dead_workers")
+           "get_utilization_trend", "get_worker_alerts", "get_dead_workers",
+           "get_workflow_summary")
 
 
 async def call(broker: PostgresBroker, info: dict[str, Any], name: str) -> Any:

@@ -2,7 +2,7 @@
 
 The data is benchmarks/_dashboard.py's (also timed, with plans, by
 benchmarks/dashboard_plans.py): 1,000,000 finished tasks over the last 7 days,
-4,000 in flight, and a day of snapshots of 10 workers. Seeding takes about a
+4,000 in flight, a day of snapshots of 10 workers, and 20,000 workflows. Seeding takes about a
 minute, so it runs once, in ``setup_cache``, and every benchmark process reads
 the same database. The goal: every call, and one Dashboard-tab refresh, under
 100 ms.
@@ -146,6 +146,20 @@ class Dashboard:
     def time_get_task_detail(self, cache: dict[str, Any]) -> None:
         """A FAILED task with three retries: the row and its four attempts."""
         self.run("get_task_detail")
+
+    def time_get_workflow_summary(self, cache: dict[str, Any]) -> None:
+        self.run("get_workflow_summary")
+
+    def time_list_workflows(self, cache: dict[str, Any]) -> None:
+        """The Workflows tab's default selection: PENDING, RUNNING and PAUSED (100)."""
+        self.run("list_workflows")
+
+    def time_list_workflows_all(self, cache: dict[str, Any]) -> None:
+        self.run("list_workflows_all")
+
+    def time_get_workflow_detail(self, cache: dict[str, Any]) -> None:
+        """A RUNNING workflow of 5 nodes."""
+        self.run("get_workflow_detail")
 
     def time_dashboard_refresh(self, cache: dict[str, Any]) -> None:
         """The Dashboard tab's six data sources (monitoring.md §3.3), loaded concurrently."""

@@ -67,7 +67,8 @@ async def _main(url: str, runs: int, tasks: int) -> None:
     info = _dashboard.seed(url, tasks)
     print(f"seeded {tasks:,} finished tasks in {time.perf_counter() - start:.0f} s")
     with psycopg.connect(url) as conn:
-        for table in ("horsies_tasks", "horsies_task_attempts", "horsies_worker_states"):
+        for table in ("horsies_tasks", "horsies_task_attempts", "horsies_worker_states",
+                      "horsies_workflows", "horsies_workflow_tasks"):
             count = conn.execute(f"SELECT count(*), pg_size_pretty(pg_total_relation_size("
                                  f"'{table}')) FROM {table}").fetchone()
             print(f"  {table}: {count[0]:,} rows, {count[1]}" if count else table)

@@ -59,6 +59,10 @@ from horsies.monitoring import (
     WorkerAlerts,
     WorkerState,
     WorkerStatePoint,
+    WorkflowDetail,
+    WorkflowNodeRow,
+    WorkflowRow,
+    WorkflowSummary,
 )
 from horsies.result import Err, Ok, Result, is_err, is_ok
 from horsies.scheduler import (
@@ -239,13 +243,17 @@ __all__ = [
     "WorkflowContext",
     "WorkflowContextMissingIdError",
     "WorkflowDefinition",
+    "WorkflowDetail",
     "WorkflowHandle",
     "WorkflowMeta",
+    "WorkflowNodeRow",
+    "WorkflowRow",
     "WorkflowSpec",
     "WorkflowStartError",
     "WorkflowStartErrorCode",
     "WorkflowStartResult",
     "WorkflowStatus",
+    "WorkflowSummary",
     "WorkflowTaskInfo",
     "WorkflowTaskStatus",
     "WorkflowTerminalResults",

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from horsies.info import TaskAttemptInfo
-from horsies.states import TaskStatus
+from horsies.states import TaskStatus, WorkflowStatus, WorkflowTaskStatus
 
 __all__ = [
     "ClusterSummary",
@@ -34,6 +34,10 @@ __all__ = [
     "WorkerAlerts",
     "WorkerState",
     "WorkerStatePoint",
+    "WorkflowDetail",
+    "WorkflowNodeRow",
+    "WorkflowRow",
+    "WorkflowSummary",
 ]
 
 
@@ -283,3 +287,84 @@ class TaskDetail(msgspec.Struct, frozen=True, kw_only=True):
     workflow_status: str | None = None
     node_task_index: int | None = None
     node_id: str | None = None
+
+
+class WorkflowSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """Workflows (all depths) per status; `total` is the sum of the six."""
+
+    pending: int
+    running: int
+    completed: int
+    failed: int
+    paused: int
+    cancelled: int
+    total: int
+
+
+class WorkflowRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One workflow in a list, with the counts of its nodes per status.
+
+    `pending_nodes` counts ``PENDING`` and ``READY`` nodes.
+    """
+
+    id: str
+    name: str
+    status: WorkflowStatus
+    on_error: str
+    depth: int
+    parent_workflow_id: str | None
+    sent_at: datetime.datetime
+    created_at: datetime.datetime
+    started_at: datetime.datetime | None
+    completed_at: datetime.datetime | None
+    updated_at: datetime.datetime
+    total_nodes: int
+    completed_nodes: int
+    failed_nodes: int
+    running_nodes: int
+    pending_nodes: int
+    enqueued_nodes: int
+    skipped_nodes: int
+
+
+class WorkflowNodeRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One node of a workflow (`result` and `error` as their stored text)."""
+
+    task_index: int
+    node_id: str | None
+    task_name: str
+    queue_name: str
+    priority: int
+    status: WorkflowTaskStatus
+    dependencies: list[int]
+    args_from: dict[str, Any] | None
+    workflow_ctx_from: list[str] | None
+    allow_failed_deps: bool
+    join_type: str
+    min_success: int | None
+    task_options: str | None
+    task_id: str | None
+    is_subworkflow: bool
+    sub_workflow_id: str | None
+    sub_workflow_name: str | None
+    started_at: datetime.datetime | None
+    completed_at: datetime.datetime | None
+    result: str | None
+    error: str | None
+
+
+class WorkflowDetail(WorkflowRow, frozen=True, kw_only=True):
+    """Everything about one workflow: its row, stored outcome and nodes by `task_index`.
+
+    `parent_workflow_name` is filled for a subworkflow (ours: the detail view
+    names the parent).
+    """
+
+    output_task_index: int | None
+    success_policy: dict[str, Any] | None
+    definition_key: str | None
+    root_workflow_id: str | None
+    result: str | None
+    error: str | None
+    parent_workflow_name: str | None
+    nodes: list[WorkflowNodeRow]

@@ -51,6 +51,9 @@ if TYPE_CHECKING:
         WorkerAlerts,
         WorkerState,
         WorkerStatePoint,
+        WorkflowDetail,
+        WorkflowRow,
+        WorkflowSummary,
     )
     from horsies.task_result import TaskError, TaskResult
 
@@ -483,6 +486,24 @@ class PostgresBroker:
             return Ok(None)
         return await self._read("get_task_detail",
                                      lambda conn: dashboard.task_detail(conn, task_id))
+
+    async def get_workflow_summary(self) -> BrokerResult[WorkflowSummary]:
+        """Workflows (all depths) per status."""
+        return await self._read("get_workflow_summary", dashboard.workflow_summary)
+
+    async def list_workflows(
+        self, *, statuses: frozenset[str] = frozenset(), limit: int = 100
+    ) -> BrokerResult[list[WorkflowRow]]:
+        """Workflows with the given statuses (all when empty), newest first, with node counts."""
+        return await self._read(
+            "list_workflows", lambda conn: dashboard.list_workflows(conn, statuses, limit))
+
+    async def get_workflow_detail(self, workflow_id: str) -> BrokerResult[WorkflowDetail | None]:
+        """One workflow with its nodes; Ok(None) when it does not exist."""
+        if not is_uuid(workflow_id):
+            return Ok(None)
+        return await self._read(
+            "get_workflow_detail", lambda conn: dashboard.workflow_detail(conn, workflow_id))
 
     # The recovery methods are the reaper's own operations (workers.md §11), run
     # on pooled connections: same statements, guards and notifications. Their

@@ -33,14 +33,19 @@ from horsies.monitoring import (
     WorkerAlerts,
     WorkerState,
     WorkerStatePoint,
+    WorkflowDetail,
+    WorkflowNodeRow,
+    WorkflowRow,
+    WorkflowSummary,
 )
 from horsies.sql import queries
-from horsies.states import TaskStatus
+from horsies.states import TaskStatus, WorkflowStatus, WorkflowTaskStatus
 
 __all__ = [
     "cluster_summary",
     "dead_workers",
     "list_tasks",
+    "list_workflows",
     "pct",
     "queue_stats",
     "ratio",
@@ -53,6 +58,8 @@ __all__ = [
     "worker_alerts",
     "worker_history",
     "worker_states",
+    "workflow_detail",
+    "workflow_summary",
 ]
 
 Row = tuple[Any, ...]
@@ -279,6 +286,11 @@ async def task_detail(conn: Conn, task_id: str) -> TaskDetail | None:
         return None
     r = found[0]
     stored = await _rows(conn, "task_attempts_get", {"id": task_id})
+    node = await _rows(conn, "dashboard_task_workflow_node_get", {"id": task_id})
+    workflow: dict[str, Any] = {}
+    if node:
+        workflow = dict(zip(("workflow_id", "workflow_name", "workflow_status",
+                             "node_task_index", "node_id"), node[0], strict=True))
     return TaskDetail(
         id=r[0], task_name=r[1], status=TaskStatus(r[2]), queue_name=r[3], priority=r[4],
         retry_count=r[5], max_retries=r[6], next_retry_at=r[7], sent_at=r[8],
@@ -287,4 +299,56 @@ async def task_detail(conn: Conn, task_id: str) -> TaskDetail | None:
         error_code=r[17], result=r[18], failed_reason=r[19], claimed_by_worker_id=r[20],
         created_at=r[21], updated_at=r[22], claimed=r[23], enqueue_sha=r[24],
         claim_expires_at=r[25], good_until=r[26], args=r[27], kwargs=r[28],
-        task_options=r[29], run_seq=r[30], attempts=_attempts(r[:21], stored))
+        task_options=r[29], run_seq=r[30], attempts=_attempts(r[:21], stored), **workflow)
+
+
+# -- workflows --------------------------------------------------------------------
+
+
+async def workflow_summary(conn: Conn) -> WorkflowSummary:
+    (row,) = await _rows(conn, "dashboard_workflow_summary", {})
+    pending, running, completed, failed, paused, cancelled = (int(n) for n in row)
+    return WorkflowSummary(pending=pending, running=running, completed=completed,
+                           failed=failed, paused=paused, cancelled=cancelled,
+                           total=pending + running + completed + failed + paused + cancelled)
+
+
+_WORKFLOW_ROW_FIELDS = (
+    "id", "name", "status", "on_error", "depth", "parent_workflow_id", "sent_at", "created_at",
+    "started_at", "completed_at", "updated_at", "total_nodes", "completed_nodes", "failed_nodes",
+    "running_nodes", "pending_nodes", "enqueued_nodes", "skipped_nodes")
+
+
+def _workflow_fields(r: Row) -> dict[str, Any]:
+    """The WorkflowRow fields of the first 18 columns of the list and detail queries."""
+    fields = dict(zip(_WORKFLOW_ROW_FIELDS, r, strict=False))
+    fields["status"] = WorkflowStatus(fields["status"])
+    return fields
+
+
+async def list_workflows(conn: Conn, statuses: frozenset[str], limit: int) -> list[WorkflowRow]:
+    rows = await _rows(conn, "dashboard_workflow_list",
+                       {"statuses": sorted(statuses), "limit": max(0, limit)})
+    return [WorkflowRow(**_workflow_fields(r)) for r in rows]
+
+
+def _node(r: Row) -> WorkflowNodeRow:
+    return WorkflowNodeRow(
+        task_index=r[0], node_id=r[1], task_name=r[2], queue_name=r[3], priority=r[4],
+        status=WorkflowTaskStatus(r[5]), dependencies=list(r[6]), args_from=r[7],
+        workflow_ctx_from=None if r[8] is None else list(r[8]), allow_failed_deps=r[9],
+        join_type=r[10], min_success=r[11], task_options=r[12], task_id=r[13],
+        is_subworkflow=r[14], sub_workflow_id=r[15], sub_workflow_name=r[16],
+        started_at=r[17], completed_at=r[18], result=r[19], error=r[20])
+
+
+async def workflow_detail(conn: Conn, workflow_id: str) -> WorkflowDetail | None:
+    found = await _rows(conn, "dashboard_workflow_detail_get", {"id": workflow_id})
+    if not found:
+        return None
+    r = found[0]
+    nodes = await _rows(conn, "dashboard_workflow_nodes_list", {"id": workflow_id})
+    return WorkflowDetail(
+        **_workflow_fields(r), output_task_index=r[18], success_policy=r[19],
+        definition_key=r[20], root_workflow_id=r[21], result=r[22], error=r[23],
+        parent_workflow_name=r[24], nodes=[_node(n) for n in nodes])

@@ -296,3 +296,81 @@ SELECT id::text, task_name, status, queue_name, priority, retry_count, max_retri
        args, kwargs, task_options, run_seq
 FROM horsies_tasks
 WHERE id = %(id)s::uuid;
+
+-- name: dashboard_task_workflow_node_get
+-- The workflow node a task runs for, with its workflow's name and status; no row for a plain task.
+-- Index: idx_horsies_workflow_tasks_task_id, then horsies_workflows_pkey.
+SELECT wt.workflow_id::text, w.name::text, w.status, wt.task_index, wt.node_id::text
+FROM horsies_workflow_tasks AS wt
+JOIN horsies_workflows AS w ON w.id = wt.workflow_id
+WHERE wt.task_id = %(id)s::uuid
+LIMIT 1;
+
+-- name: dashboard_workflow_summary
+-- Workflows (all depths) per status.
+-- Index: idx_horsies_workflows_status, index only.
+SELECT count(*) FILTER (WHERE status = 'PENDING') AS pending,
+       count(*) FILTER (WHERE status = 'RUNNING') AS running,
+       count(*) FILTER (WHERE status = 'COMPLETED') AS completed,
+       count(*) FILTER (WHERE status = 'FAILED') AS failed,
+       count(*) FILTER (WHERE status = 'PAUSED') AS paused,
+       count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled
+FROM horsies_workflows;
+
+-- name: dashboard_workflow_list
+-- Workflows with the given statuses (all when empty), newest created_at first, with their node counts.
+-- Index: a top-N sort of the matching workflows (idx_horsies_workflows_status for a status filter); nodes uq_horsies_workflow_task_index per listed workflow.
+SELECT w.id::text, w.name::text, w.status, w.on_error::text, w.depth,
+       w.parent_workflow_id::text, w.sent_at, w.created_at, w.started_at, w.completed_at,
+       w.updated_at, n.total, n.completed, n.failed, n.running, n.pending, n.enqueued, n.skipped
+FROM (
+    SELECT * FROM horsies_workflows AS x
+    WHERE cardinality(%(statuses)s::text[]) = 0 OR x.status = ANY(%(statuses)s::text[])
+    ORDER BY x.created_at DESC, x.id
+    LIMIT %(limit)s::integer
+) AS w
+CROSS JOIN LATERAL (
+    SELECT count(*) AS total,
+           count(*) FILTER (WHERE t.status = 'COMPLETED') AS completed,
+           count(*) FILTER (WHERE t.status = 'FAILED') AS failed,
+           count(*) FILTER (WHERE t.status = 'RUNNING') AS running,
+           count(*) FILTER (WHERE t.status IN ('PENDING', 'READY')) AS pending,
+           count(*) FILTER (WHERE t.status = 'ENQUEUED') AS enqueued,
+           count(*) FILTER (WHERE t.status = 'SKIPPED') AS skipped
+    FROM horsies_workflow_tasks AS t WHERE t.workflow_id = w.id
+) AS n
+ORDER BY w.created_at DESC, w.id;
+
+-- name: dashboard_workflow_detail_get
+-- One workflow's columns (the first 18 as dashboard_workflow_list's), with its node counts.
+-- Index: horsies_workflows_pkey; nodes uq_horsies_workflow_task_index.
+SELECT w.id::text, w.name::text, w.status, w.on_error::text, w.depth,
+       w.parent_workflow_id::text, w.sent_at, w.created_at, w.started_at, w.completed_at,
+       w.updated_at, n.total, n.completed, n.failed, n.running, n.pending, n.enqueued, n.skipped,
+       w.output_task_index, w.success_policy, w.definition_key::text,
+       w.root_workflow_id::text, w.result, w.error, p.name::text
+FROM horsies_workflows AS w
+LEFT JOIN horsies_workflows AS p ON p.id = w.parent_workflow_id
+CROSS JOIN LATERAL (
+    SELECT count(*) AS total,
+           count(*) FILTER (WHERE t.status = 'COMPLETED') AS completed,
+           count(*) FILTER (WHERE t.status = 'FAILED') AS failed,
+           count(*) FILTER (WHERE t.status = 'RUNNING') AS running,
+           count(*) FILTER (WHERE t.status IN ('PENDING', 'READY')) AS pending,
+           count(*) FILTER (WHERE t.status = 'ENQUEUED') AS enqueued,
+           count(*) FILTER (WHERE t.status = 'SKIPPED') AS skipped
+    FROM horsies_workflow_tasks AS t WHERE t.workflow_id = w.id
+) AS n
+WHERE w.id = %(id)s::uuid;
+
+-- name: dashboard_workflow_nodes_list
+-- Every node of one workflow by task_index, with its subworkflow's id and name when it is one.
+-- Index: uq_horsies_workflow_task_index.
+SELECT t.task_index, t.node_id::text, t.task_name::text, t.queue_name::text, t.priority,
+       t.status, t.dependencies, t.args_from, t.workflow_ctx_from, t.allow_failed_deps,
+       t.join_type::text, t.min_success, t.task_options, t.task_id::text, t.is_subworkflow,
+       t.sub_workflow_id::text, t.sub_workflow_name::text, t.started_at, t.completed_at,
+       t.result, t.error
+FROM horsies_workflow_tasks AS t
+WHERE t.workflow_id = %(id)s::uuid
+ORDER BY t.task_index;

@@ -512,7 +512,9 @@ def every_read(broker: PostgresBroker, task_id: str) -> list[Coroutine[Any, Any,
         broker.get_cluster_summary(), broker.get_utilization_trend(), broker.get_worker_alerts(),
         broker.get_dead_workers(), broker.get_snapshot_age_distribution(),
         broker.get_task_breakdown(), broker.get_task_facets(TaskFilter()),
-        broker.list_tasks(TaskFilter()), broker.get_task_detail(task_id),
+        broker.list_tasks(TaskFilter()), broker.get_workflow_summary(),
+        broker.list_workflows(), broker.get_workflow_detail(task_id),
+        broker.get_task_detail(task_id),
     ]
 
 

@@ -1,0 +1,289 @@
+"""`horsies monitor` driven by textual's pilot against a real seeded database (monitoring.md §3).
+
+Every wait is for an event (a load finished, a screen pushed), never a
+fixed sleep; `until` polls the app between pilot pauses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("textual")
+
+from textual.pilot import Pilot
+
+from horsies import Horsies
+from horsies.monitor import MonitorApp
+from horsies.monitor.detail import TaskDetailScreen, WorkflowDetailScreen
+from horsies.monitor.feed import FeedState, Flag
+from horsies.monitor.overlays import ConfirmScreen, HelpScreen, SearchScreen
+from horsies.monitor.tables import KeyedTable
+from horsies.monitor.tasks import TasksTab
+from tests.conftest import DOWN_URL, drop_database, query, with_database
+from tests.integration.monitor_seed import make_app, seed_all
+
+SIZE = (160, 50)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def seeded(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Horsies, dict[str, Any]]]:
+    monkeypatch.delenv("HORSIES_DATABASE_URL", raising=False)
+    app = make_app(pg_url)
+    ids = seed_all(app, pg_url)
+    yield app, ids
+    app.get_broker().close()
+
+
+async def until(pilot: Pilot[Any], check: Callable[[], bool], what: str) -> None:
+    for _ in range(200):  # up to ~10 s on a loaded machine; returns as soon as it holds
+        if check():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test on its own event loop (the suite has no asyncio plugin)."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+def monitor(app: Horsies, url: str | None, **options: Any) -> MonitorApp:
+    return MonitorApp(app.get_broker(), listen_url=url, **options)
+
+
+def table(m: MonitorApp, selector: str) -> KeyedTable:
+    return m.query_one(selector, KeyedTable)
+
+
+@sync
+async def test_tabs_load_and_show_the_seeded_data(seeded: tuple[Horsies, dict[str, Any]]) -> None:
+    app, _ = seeded
+    m = monitor(app, None)
+    async with m.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: m.tab("dashboard").loads > 0, "dashboard loaded")
+        assert "⚠ host-a cpu -% mem 90.0%" in str(m.query_one("#alerts").render())
+        await pilot.press("2")
+        await until(pilot, lambda: m.tab("workers").loads > 0, "workers loaded")
+        assert table(m, "#workers-table").keys() == ["wb", "wa", "wc"]
+        assert table(m, "#dead-table").keys() == ["wdead", "wold"]
+        await pilot.press("down")  # the details follow the selection
+        await until(pilot, lambda: "host-b" in str(m.query_one("#worker-details").render()),
+                    "details of wa")
+        await pilot.press("5")
+        await until(pilot, lambda: m.tab("maintenance").loads > 0, "maintenance loaded")
+        assert "read-only" in str(m.query_one("#actions").render())
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(m.screen, HelpScreen), "help shown")
+        await pilot.press("escape")
+        theme = m.theme
+        await pilot.press("t")
+        assert m.theme != theme
+        assert m.errors == []
+
+
+@sync
+async def test_task_filters_levels_and_detail(seeded: tuple[Horsies, dict[str, Any]]) -> None:
+    app, ids = seeded
+    m = monitor(app, None)
+    async with m.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        tasks = m.tab("tasks")
+        assert isinstance(tasks, TasksTab)
+        await until(pilot, lambda: tasks.loads > 0, "tasks loaded")
+        breakdown = table(m, "#breakdown")
+        assert breakdown.keys() == ["w:w1", "w:w2", "w:TOTAL"]  # default: CLAIMED, RUNNING
+        await pilot.press("n")
+        await until(pilot, lambda: "No statuses selected" in str(
+            m.query_one("#breakdown-empty").render()), "empty selection")
+        await pilot.press("a")
+        await until(pilot, lambda: breakdown.keys() == ["w:w1", "w:w2", "w:unassigned",
+                                                        "w:TOTAL"], "all statuses")
+        await until(pilot, lambda: not tasks._busy, "idle")
+        await pilot.press("space")  # expand w1: its task ids under it
+        assert breakdown.keys()[1:5] == [f"t:{t}" for t in tasks.breakdown[0].task_ids]
+        await pilot.press("escape")  # collapse
+        assert breakdown.keys()[1] == "w:w2"
+        await pilot.press("down", "enter")  # level 2 for w2
+        await until(pilot, lambda: tasks.level == 2 and table(m, "#task-list").keys() == [
+            ids["tasks"]["r2"], ids["tasks"]["f1"]], "level 2 for w2")
+        assert {r.claimed_by_worker_id for r in tasks.rows} == {"w2"}
+        await pilot.press("f")  # toggle FAILED off: only the running one is left
+        await until(pilot, lambda: [r.id for r in tasks.rows] == [ids["tasks"]["r2"]],
+                    "filtered")
+        await pilot.press("f")
+        await until(pilot, lambda: len(tasks.rows) == 2, "unfiltered")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(m.screen, TaskDetailScreen)
+                    and m.screen.loads > 0, "task detail")
+        detail = m.screen
+        assert isinstance(detail, TaskDetailScreen)
+        assert detail.current == ids["tasks"]["r2"]
+        await pilot.press("right_square_bracket")
+        await until(pilot, lambda: detail.current == ids["tasks"]["f1"] and detail.loads > 1,
+                    "next task")
+        assert any("Error Code" in line.plain and "BOOM" in line.plain for line in detail.lines)
+        await pilot.press("left_square_bracket")
+        await until(pilot, lambda: detail.current == ids["tasks"]["r2"], "previous task")
+        await pilot.press("escape", "escape")  # close the modal, then back to level 1
+        await until(pilot, lambda: tasks.level == 1, "level 1")
+        assert m.errors == []
+
+
+@sync
+async def test_workflows_and_their_detail(seeded: tuple[Horsies, dict[str, Any]]) -> None:
+    app, ids = seeded
+    wf = ids["workflows"]
+    m = monitor(app, None)
+    async with m.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        view = m.tab("workflows")
+        await until(pilot, lambda: view.loads > 0, "workflows loaded")
+        listing = table(m, "#workflows-table")
+        # default: PENDING, RUNNING, PAUSED, newest first
+        assert listing.keys() == [wf["SUB"], wf["PENDING"], wf["RUNNING"], wf["PAUSED"]]
+        await pilot.press("a")
+        await until(pilot, lambda: len(listing.keys()) == 7, "all statuses")
+        listing.select(wf["RUNNING"])
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(m.screen, WorkflowDetailScreen)
+                    and m.screen.loads > 0, "workflow detail")
+        text = [line.plain for line in m.screen.lines]
+        assert "Layer 0" in text and "Layer 3" in text
+        assert any("✗ Task 1" in line for line in text)
+        assert any("quorum(1)" in line for line in text)
+        assert any("sub:wf_child" in line for line in text)
+        assert any(line.strip() == "error: BOOM: it broke" for line in text)
+        await pilot.press("slash")  # search inside the modal
+        await until(pilot, lambda: isinstance(m.screen, SearchScreen), "search box")
+        await pilot.press(*"quorum")
+        search = m.screen
+        assert isinstance(search, SearchScreen)
+        await until(pilot, lambda: len(search.hits) == 1, "one line matches")
+        await pilot.press("enter", "escape")
+        await until(pilot, lambda: m.screen is m.screen_stack[0], "closed")
+        assert m.errors == []
+
+
+@sync
+async def test_search_on_the_workers_tab(seeded: tuple[Horsies, dict[str, Any]]) -> None:
+    app, _ = seeded
+    m = monitor(app, None)
+    async with m.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await until(pilot, lambda: m.tab("workers").loads > 0, "workers loaded")
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(m.screen, SearchScreen), "search box")
+        search = m.screen
+        assert isinstance(search, SearchScreen)
+        await pilot.press(*"host-b")
+        await until(pilot, lambda: [h.key for h in search.hits] == ["wa", "wc"], "matches")
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: table(m, "#workers-table").selected_key == "wc", "jumped")
+
+
+@sync
+async def test_a_notification_refreshes_only_the_visible_tab(
+        seeded: tuple[Horsies, dict[str, Any]], pg_url: str) -> None:
+    app, _ = seeded
+    m = monitor(app, pg_url)
+    async with m.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: m.feed_state is FeedState.LIVE, "listening")
+        await pilot.press("3")
+        tasks, workers, dash = m.tab("tasks"), m.tab("workers"), m.tab("dashboard")
+        # the catch-up flush after connecting, then the tab's own first load
+        await until(pilot, lambda: len(m.flushes) == 1 and tasks.loads > 0, "settled")
+        await until(pilot, lambda: not tasks._busy, "idle")
+        before = (tasks.loads, workers.loads, dash.loads)
+        # three notifications of two kinds in one transaction: one debounced refresh
+        query(pg_url, "SELECT pg_notify('horsies_worker_state', 'w'), pg_notify('task_new', 'x'),"
+                      " pg_notify('task_done', 'y')")
+        await until(pilot, lambda: len(m.flushes) == 2, "debounced flush")
+        assert m.flushes[1] == frozenset({Flag.TASKS, Flag.WORKERS})
+        await until(pilot, lambda: tasks.loads == before[0] + 1, "tasks refreshed")
+        assert (workers.loads, dash.loads) == before[1:]  # not visible: not refreshed
+        query(pg_url, "SELECT pg_notify('horsies_workflow_status', 'z')")
+        await until(pilot, lambda: len(m.flushes) == 3, "workflow flush")
+        assert m.flushes[2] == frozenset({Flag.WORKFLOWS})
+        await pilot.pause(0.05)
+        assert tasks.loads == before[0] + 1  # Tasks does not follow workflows
+        assert "● live" in str(m.query_one("#status-bar").render())
+
+
+@sync
+async def test_a_lost_listener_shows_reconnecting(seeded: tuple[Horsies, dict[str, Any]]) -> None:
+    app, _ = seeded
+    m = monitor(app, DOWN_URL)
+    async with m.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: m.feed_state is FeedState.RECONNECTING, "reconnecting")
+        await until(pilot, lambda: "◌ reconnecting" in str(m.query_one("#status-bar").render()),
+                    "shown")
+        await until(pilot, lambda: m.tab("dashboard").loads > 0, "still polled")
+
+
+@sync
+async def test_actions_need_allow_actions_and_a_confirmation(
+        seeded: tuple[Horsies, dict[str, Any]]) -> None:
+    app, _ = seeded
+    m = monitor(app, None, allow_actions=True)
+    async with m.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        await until(pilot, lambda: m.tab("maintenance").loads > 0, "maintenance loaded")
+        await pilot.press("X")
+        await until(pilot, lambda: isinstance(m.screen, ConfirmScreen), "confirmation")
+        await pilot.press("n")  # anything but y cancels
+        await until(pilot, lambda: not isinstance(m.screen, ConfirmScreen), "cancelled")
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(m.screen, ConfirmScreen), "confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: any("requeued" in n.message for n in m._notifications),
+                    "outcome shown")
+        assert m.errors == []
+
+
+# -- the command ------------------------------------------------------------------------
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("HORSIES_DATABASE_URL", None)
+    env.pop("DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "horsies", "monitor", *args], env=env,
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+
+
+@pytest.mark.e2e
+def test_the_command_refuses_bad_databases_cleanly(pg_server_url: str) -> None:
+    empty = f"horsies_empty_{uuid.uuid4().hex[:8]}"
+    query(pg_server_url, f"CREATE DATABASE {empty}")
+    try:
+        cases = [(["--database-url", "mysql://x@y/z"], 2, "postgresql"),
+                 (["--database-url", DOWN_URL], 1, "cannot connect to the database"),
+                 (["--database-url", with_database(pg_server_url, empty)], 1,
+                  "no horsies schema"),
+                 ([], 2, "no database given")]
+        for args, code, message in cases:
+            done = run_cli(*args)
+            assert done.returncode == code, (args, done.stderr)
+            assert message in done.stderr, (args, done.stderr)
+            assert "Traceback" not in done.stderr + done.stdout, args
+    finally:
+        import psycopg
+
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            drop_database(admin, empty)

@@ -1,0 +1,47 @@
+"""The monitor's debounce: notifications within 150 ms become one set of flags (§3.2)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("textual")
+
+from horsies.monitor.feed import CHANNEL_FLAGS, Debouncer, Flag
+from horsies.monitor.format import duration, pretty_json
+
+
+def test_a_burst_of_notifications_is_one_flush() -> None:
+    async def burst() -> list[frozenset[Flag]]:
+        flushed: list[frozenset[Flag]] = []
+        done = asyncio.Event()
+
+        def flush(flags: frozenset[Flag]) -> None:
+            flushed.append(flags)
+            done.set()
+
+        debouncer = Debouncer(flush)
+        for channel in ("task_new", "task_done", "horsies_worker_state", "unknown_channel"):
+            debouncer.notice(channel)
+        await done.wait()
+        done.clear()
+        debouncer.notice("workflow_done")
+        await done.wait()
+        return flushed
+
+    assert asyncio.run(burst()) == [frozenset({Flag.TASKS, Flag.WORKERS}),
+                                    frozenset({Flag.WORKFLOWS})]
+
+
+def test_every_channel_of_the_spec_raises_its_flag() -> None:
+    assert CHANNEL_FLAGS == {
+        "horsies_task_status": Flag.TASKS, "task_new": Flag.TASKS, "task_done": Flag.TASKS,
+        "horsies_workflow_status": Flag.WORKFLOWS, "workflow_done": Flag.WORKFLOWS,
+        "horsies_worker_state": Flag.WORKERS}
+
+
+def test_formats() -> None:
+    assert [duration(s) for s in (5, 65, 3725)] == ["5s", "1m 5s", "1h 2m"]
+    assert pretty_json('{"a": "{\\"b\\": 1}"}') == '{\n  "a": {\n    "b": 1\n  }\n}'
+    assert pretty_json("plain") == "plain" and pretty_json(None) == "-"
