@@ -301,15 +301,15 @@ LIMIT %(limit)s;
 
 -- name: wf_recover_children
 -- Recovery 4: child workflows that ended while their parent node still waits, in a
--- RUNNING or PAUSED parent.
+-- parent that is RUNNING, PAUSED or CANCELLED (a cancelled parent's node still records
+-- how its child ended). Found from the waiting subworkflow nodes, which are few.
 SELECT c.id::text
-FROM horsies_workflows AS c
-JOIN horsies_workflows AS p ON p.id = c.parent_workflow_id
-JOIN horsies_workflow_tasks AS wt
-  ON wt.workflow_id = p.id AND wt.task_index = c.parent_task_index
-WHERE c.status IN ('COMPLETED', 'FAILED', 'CANCELLED')
-  AND p.status IN ('RUNNING', 'PAUSED')
-  AND wt.status IN ('ENQUEUED', 'RUNNING') AND wt.sub_workflow_id = c.id
+FROM horsies_workflow_tasks AS wt
+JOIN horsies_workflows AS c ON c.id = wt.sub_workflow_id
+JOIN horsies_workflows AS p ON p.id = wt.workflow_id
+WHERE wt.status IN ('ENQUEUED', 'RUNNING') AND wt.sub_workflow_id IS NOT NULL
+  AND c.status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+  AND p.status IN ('RUNNING', 'PAUSED', 'CANCELLED')
   AND (%(ids)s::uuid[] IS NULL OR p.id = ANY(%(ids)s::uuid[]))
 LIMIT %(limit)s;
 

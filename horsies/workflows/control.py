@@ -72,10 +72,14 @@ async def cancel(conn: Conn, workflow_id: str, app: Horsies | None) -> bool | No
 
     await stop_tasks(conn, {wf: step.locked[wf] for wf in ids})
     await conn.execute(queries["wf_skip_open_nodes"], {"wf": ids})
-    # Subworkflow nodes whose child was cancelled end FAILED (§10.1); the parent of
-    # the workflow cancelled by hand, if it runs, goes on with its on_error.
-    for child in ids:
+    # Subworkflow nodes whose child ended (cancelled now, or finished just before
+    # without reaching its parent) record how (§10.1); the parent of a workflow
+    # cancelled by hand, if it runs, goes on with its on_error.
+    cur = await conn.execute(queries["wf_recover_children"],
+                             {"ids": sorted(step.locked), "limit": None})
+    for (child,) in await cur.fetchall():
         await step.tell_parent(child)
+    await step.tell_parent(workflow_id)
     await step.advance()
     return True
 

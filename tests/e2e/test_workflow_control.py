@@ -214,6 +214,30 @@ def test_pausing_a_parent_pauses_its_child_and_resume_finishes_both(
     assert runs_of(ledger) == Counter({"child_hold": 1, "child_after": 1})
 
 
+def test_a_child_paused_on_its_own_error_leaves_its_parent_running(
+        wf: Any, worker: Any, ledger: str) -> None:
+    child = SubWorkflowNode(wf.PausingChild, kwargs={"ledger": ledger}, node_id="child")
+    after = step(wf, ledger, "after", waits_for=[child], allow_failed_deps=True)
+    spec = wf.app.workflow(name="child_pauses", tasks=[child, after],
+                           definition_key="tests.child_pauses.v1")
+    handle = spec.start().unwrap()
+    child_id = wait_until(lambda: {i.node_id: i for i in handle.tasks().unwrap()}[
+        "child"].sub_workflow_id, "the child to start")
+    child_handle = WorkflowHandle(child_id, handle.broker)
+    assert child_handle.get(timeout_ms=WAIT_MS).err_value.error_code == (
+        OutcomeCode.WORKFLOW_PAUSED)
+    assert handle.status().unwrap() == WorkflowStatus.RUNNING
+    assert statuses(handle) == {"child": S.RUNNING, "after": S.PENDING}
+    assert child_handle.resume().unwrap() is True
+    outcome = handle.get(timeout_ms=WAIT_MS)
+    # The child still fails (resume keeps its error); its node fails in the parent,
+    # whose tolerant dependent runs.
+    assert child_handle.status().unwrap() == WorkflowStatus.FAILED
+    assert isinstance(outcome.err_value, SubWorkflowError), outcome
+    assert statuses(handle) == {"child": S.FAILED, "after": S.COMPLETED}
+    assert runs_of(ledger) == Counter({"child_bad": 1, "child_rescue": 1, "after": 1})
+
+
 # -- cancel (§13.7) ----------------------------------------------------------------------
 
 
@@ -243,6 +267,26 @@ def test_cancel_stops_everything_not_started(wf: Any, worker: Any, ledger: str,
     assert handle.status().unwrap() == WorkflowStatus.CANCELLED
     assert runs_of(ledger) == Counter({"hold": 1, "child_hold": 1})
     assert "PENDING" not in task_statuses(pg_url, handle.workflow_id)
+
+
+def test_cancelling_a_child_by_hand_fails_its_parent_node(wf: Any, worker: Any, ledger: str,
+                                                          tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    child = SubWorkflowNode(wf.GatedChild, kwargs={"ledger": ledger, "gate": str(gate)},
+                            node_id="child")
+    after = step(wf, ledger, "after", waits_for=[child], allow_failed_deps=True)
+    spec = wf.app.workflow(name="child_cancelled", tasks=[child, after],
+                           definition_key="tests.child_cancelled.v1")
+    handle = spec.start().unwrap()
+    wait_until(lambda: "child_hold" in runs_of(ledger), "the child's node to start")
+    child_id = {i.node_id: i for i in handle.tasks().unwrap()}["child"].sub_workflow_id
+    assert WorkflowHandle(child_id, handle.broker).cancel().unwrap() is None
+    outcome = handle.get(timeout_ms=WAIT_MS)
+    assert isinstance(outcome.err_value, SubWorkflowError), outcome
+    assert outcome.err_value.sub_workflow_summary.status == WorkflowStatus.CANCELLED
+    assert statuses(handle) == {"child": S.FAILED, "after": S.COMPLETED}
+    gate.touch()
+    assert runs_of(ledger) == Counter({"child_hold": 1, "after": 1})
 
 
 # -- partial success (§9.2) ------------------------------------------------------------

@@ -227,4 +227,21 @@ class GatedChild(WorkflowDefinition[str]):
         return app.workflow(name=cls.name, tasks=[hold, after], output=after)
 
 
+class PausingChild(WorkflowDefinition[str]):
+    """A child with on_error="pause": a failing node, then a recovery node."""
+
+    name = "pausing_child"
+    definition_key = "tests.pausing_child.v1"
+
+    @classmethod
+    def build_with(cls, app: Horsies, ledger: str, *args: Any, **kwargs: Any
+                   ) -> WorkflowSpec[str]:
+        bad = TaskNode(fn=wf_step, kwargs={"ledger": ledger, "label": "child_bad", "fail": True},
+                       node_id="bad")
+        rescue = TaskNode(fn=wf_step, kwargs={"ledger": ledger, "label": "child_rescue"},
+                          waits_for=[bad], allow_failed_deps=True, node_id="rescue")
+        return app.workflow(name=cls.name, tasks=[bad, rescue], output=rescue,
+                            on_error="pause")
+
+
 app.discover_tasks(["tests.integration.workflow_apps"])
