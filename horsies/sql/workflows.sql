@@ -2,7 +2,11 @@
 -- psycopg's %(name)s style; ids travel as text and are cast to uuid here.
 --
 -- Every statement that changes an existing workflow runs in a transaction
--- that first locks the workflow rows (wf_lock*, in id order). Node status
+-- that first locks the workflow rows (wf_lock*, in id order). The lock is FOR NO
+-- KEY UPDATE, the strength an UPDATE that keeps the key takes itself: it
+-- serializes the engine the same, and leaves the foreign-key checks of child
+-- workflows and node rows (FOR KEY SHARE of the referenced workflow) free to
+-- proceed while another transaction holds that workflow. Node status
 -- changes are compare-and-set on the expected previous statuses, and each one
 -- that makes nodes terminal lowers horsies_workflows.nodes_left in the same
 -- statement, so the completion check never counts a workflow's nodes.
@@ -55,7 +59,7 @@ SELECT id::text, status, on_error
 FROM horsies_workflows
 WHERE id = ANY(%(ids)s::uuid[])
 ORDER BY id
-FOR UPDATE;
+FOR NO KEY UPDATE;
 
 -- name: wf_lock_for_tasks
 -- Lock the workflows that own these task rows, in id order.
@@ -64,7 +68,7 @@ FROM horsies_workflows AS w
 WHERE w.id IN (SELECT wt.workflow_id FROM horsies_workflow_tasks AS wt
                WHERE wt.task_id = ANY(%(ids)s::uuid[]))
 ORDER BY w.id
-FOR UPDATE OF w;
+FOR NO KEY UPDATE OF w;
 
 -- name: wf_nodes_of_tasks
 -- Nodes still waiting on these task rows, with how their tasks ended (terminal ones only).
@@ -341,7 +345,7 @@ GROUP BY c.id;
 SELECT id::text, status, on_error
 FROM horsies_workflows
 WHERE id = %(id)s::uuid
-FOR UPDATE SKIP LOCKED;
+FOR NO KEY UPDATE SKIP LOCKED;
 
 -- name: wf_node_summary_set
 -- The child's summary on its parent node (§10.4).

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from horsies import TaskNode, WorkflowStatus
+from horsies.sql import queries
 from horsies.workflows import engine
 from tests.workers import app_module_at
 
@@ -48,8 +49,11 @@ def node(pg_url: str, workflow_id: str, node_id: str) -> tuple[str, str | None, 
 
 
 async def _in_transaction(pg_url: str, call: Any) -> Any:
-    async with await psycopg.AsyncConnection.connect(pg_url) as conn, conn.transaction():
-        return await call(conn)
+    async with await psycopg.AsyncConnection.connect(pg_url) as conn:
+        # A lock wait that should not happen fails the test instead of hanging it.
+        await conn.execute("SET lock_timeout = '10s'")
+        async with conn.transaction():
+            return await call(conn)
 
 
 def test_pause_stops_an_unstarted_task_and_resume_enqueues_a_fresh_one(
@@ -143,3 +147,41 @@ def test_control_of_an_unknown_workflow_is_not_found(wf: Any) -> None:
                     WorkflowHandle(missing, broker).cancel(),
                     WorkflowHandle("not-a-uuid", broker).pause()):
         assert outcome.err_value.code == HandleErrorCode.WORKFLOW_NOT_FOUND
+
+
+def _complete(pg_url: str, task_id: str, value: Any, app: Any) -> None:
+    """What a worker's cycle does for a node task that returned `value`."""
+    from horsies import TaskResult
+    from horsies.codec import dumps_json
+
+    async def cycle(conn: psycopg.AsyncConnection[Any]) -> int:
+        await conn.execute(
+            "UPDATE horsies_tasks SET status = 'COMPLETED', completed_at = now(), "
+            "result = %s WHERE id = %s", (dumps_json(TaskResult(ok=value)).ok_value, task_id))
+        return await engine.tasks_ended(conn, [task_id], app=app)
+
+    asyncio.run(_in_transaction(pg_url, cycle))
+
+
+def test_a_child_that_ends_while_its_parent_is_locked_is_told_by_recovery(
+        wf: Any, pg_url: str) -> None:
+    """The only lock taken child-before-parent is taken without waiting: a parent
+    held elsewhere when its child ends is told by the reaper's recovery (§17 case 4)."""
+    from horsies import SubWorkflowNode
+
+    child = SubWorkflowNode(wf.Doubler, kwargs={"ledger": "/dev/null",
+                                                "value": wf.TaskResult(ok=4)},
+                            node_id="child")
+    handle = wf.app.workflow(name="told_late", tasks=[child], output=child,
+                             definition_key="tests.told_late.v1").start().unwrap()
+    child_id = handle.tasks().unwrap()[0].sub_workflow_id
+    _complete(pg_url, node(pg_url, child_id, "n")[1], 4, wf.app)
+    with psycopg.connect(pg_url) as holder:
+        # The parent held as the engine holds a workflow (a pause, another cycle).
+        holder.execute(queries["wf_lock"], {"ids": [handle.workflow_id]})
+        _complete(pg_url, node(pg_url, child_id, "x2")[1], 8, wf.app)  # does not wait
+        holder.rollback()
+    assert node(pg_url, handle.workflow_id, "child")[0] == "RUNNING"
+    assert asyncio.run(_in_transaction(pg_url, lambda c: engine.recover(c, wf.app))) >= 1
+    assert node(pg_url, handle.workflow_id, "child")[0] == "COMPLETED"
+    assert handle.get(timeout_ms=0).ok_value == 8
