@@ -86,6 +86,8 @@ class DashboardTab(TabView):
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id)
         self.alerts: WorkerAlerts | None = None
+        self.summary: ClusterSummary | None = None  # the figures last shown, for tests
+        self.counts: TaskStatusCounts | None = None
 
     def compose(self) -> ComposeResult:
         with Grid(id="dash-grid"):
@@ -125,6 +127,7 @@ class DashboardTab(TabView):
         if counts is not None:
             self._show_counts(counts)
         if queues is not None:
+            self.monitor.watch_queues([q.name for q in queues])
             self.query_one("#queues", Static).update(_queues_table(queues))
         if trend is not None:
             self._show_trend(trend)
@@ -137,10 +140,12 @@ class DashboardTab(TabView):
                 Text("\n".join(lines), style="yellow") if lines else "No active alerts")
 
     def _show_capacity(self, s: ClusterSummary) -> None:
+        self.summary = s
         panel = self.query_one("#capacity", Static)
         panel.update(capacity_text(s) if s.active_workers else "No cluster data available")
 
     def _show_counts(self, c: TaskStatusCounts) -> None:
+        self.counts = c
         rows = [("Pending", c.pending), ("Claimed", c.claimed), ("Running", c.running),
                 ("Completed", c.completed), ("Failed", c.failed), ("Cancelled", c.cancelled),
                 ("Expired", c.expired)]

@@ -93,6 +93,7 @@ class WorkersTab(TabView):
         now = datetime.datetime.now(datetime.UTC)
         if states is not None:
             self.states = {w.worker_id: w for w in states}
+            self.monitor.watch_queues([q for w in states for q in w.queues])
             table = self.query_one("#workers-table", KeyedTable)
             table.replace([(w.worker_id, (
                 short_id(w.worker_id), w.hostname, str(w.pid),

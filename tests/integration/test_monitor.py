@@ -11,6 +11,7 @@ import functools
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -24,16 +25,20 @@ from textual.pilot import Pilot
 
 from horsies import Horsies
 from horsies.monitor import MonitorApp
+from horsies.monitor.base import TabView
+from horsies.monitor.dashboard import DashboardTab
 from horsies.monitor.detail import TaskDetailScreen, WorkflowDetailScreen
 from horsies.monitor.feed import FeedState, Flag
 from horsies.monitor.overlays import ConfirmScreen, HelpScreen, SearchScreen
 from horsies.monitor.tables import KeyedTable
 from horsies.monitor.tasks import TasksTab
+from horsies.monitor.workers import WorkersTab
 from tests.conftest import DOWN_URL, drop_database, query, with_database
 from tests.integration.monitor_seed import make_app, seed_all
 
 SIZE = (160, 50)
 ROOT = Path(__file__).resolve().parents[2]
+APP = "tests.integration.apps:app"
 
 
 @pytest.fixture
@@ -45,12 +50,16 @@ def seeded(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Horsi
     app.get_broker().close()
 
 
-async def until(pilot: Pilot[Any], check: Callable[[], bool], what: str) -> None:
-    for _ in range(200):  # up to ~10 s on a loaded machine; returns as soon as it holds
+async def until(pilot: Pilot[Any], check: Callable[[], bool], what: str,
+                timeout: float = 10.0) -> None:
+    """Poll `check` between pilot pauses; returns as soon as it holds, fails at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if check():
             return
         await pilot.pause(0.05)
-    raise AssertionError(f"never happened: {what}")
+    if not check():
+        raise AssertionError(f"never happened: {what}")
 
 
 def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
@@ -163,6 +172,7 @@ async def test_workflows_and_their_detail(seeded: tuple[Horsies, dict[str, Any]]
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(m.screen, WorkflowDetailScreen)
                     and m.screen.loads > 0, "workflow detail")
+        assert isinstance(m.screen, WorkflowDetailScreen)
         text = [line.plain for line in m.screen.lines]
         assert "Layer 0" in text and "Layer 3" in text
         assert any("✗ Task 1" in line for line in text)
@@ -253,6 +263,53 @@ async def test_actions_need_allow_actions_and_a_confirmation(
         await pilot.press("y")
         await until(pilot, lambda: any("requeued" in n.message for n in m._notifications),
                     "outcome shown")
+        assert m.errors == []
+
+
+# -- a real worker ----------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+@sync
+async def test_the_dashboard_follows_a_real_worker_through_notifications(
+        apps: Any, pg_url: str, worker_env: dict[str, str], start_worker: Any) -> None:
+    """A `horsies worker` drains tasks while the dashboard runs with polling off: every
+    refresh after the first comes from the notifications the worker's writes produce."""
+    sent = 12
+    m = MonitorApp(apps.app.get_broker(), listen_url=pg_url)
+    async with m.run_test(size=SIZE) as pilot:
+        for view in m.query(TabView):  # no polling: only notifications refresh
+            view.poll_idle_s = view.poll_live_s = 3600.0
+        dash = m.tab("dashboard")
+        assert isinstance(dash, DashboardTab)
+        await until(pilot, lambda: m.feed_state is FeedState.LIVE and len(m.flushes) >= 1
+                    and dash.counts is not None and not dash._busy, "live and loaded")
+        assert dash.counts is not None and dash.counts.total == 0
+        loads, flushes = dash.loads, len(m.flushes)
+
+        # a send notifies only its queue's channel, which the monitor listens on
+        assert (await apps.add.send_many_async([(i, i) for i in range(sent)])).is_ok()
+        await until(pilot, lambda: dash.counts is not None and dash.counts.pending == sent,
+                    "the sent tasks counted as pending (task_new)")
+
+        worker = start_worker([APP, "--processes=2"], worker_env, cwd=ROOT)
+        await until(pilot, lambda: dash.counts is not None and dash.counts.completed == sent
+                    and dash.summary is not None and dash.summary.active_workers == 1,
+                    "all tasks completed by one live worker", timeout=90.0)
+        assert dash.counts is not None
+        assert (dash.counts.pending, dash.counts.claimed, dash.counts.running) == (0, 0, 0)
+        # at most one load per debounced flush: nothing was polled
+        assert 0 < dash.loads - loads <= len(m.flushes) - flushes
+        assert any(Flag.TASKS in f for f in m.flushes[flushes:])
+        assert any(Flag.WORKERS in f for f in m.flushes[flushes:])
+
+        await pilot.press("2")
+        workers = m.tab("workers")
+        assert isinstance(workers, WorkersTab)
+        await until(pilot, lambda: len(table(m, "#workers-table").keys()) == 1,
+                    "the live worker listed")
+        (state,) = workers.states.values()
+        assert state.pid == worker.proc.pid and state.processes == 2
         assert m.errors == []
 
 

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("textual")
 
-from horsies.monitor.feed import CHANNEL_FLAGS, Debouncer, Flag
+from horsies.monitor.feed import CHANNEL_FLAGS, Debouncer, Flag, flag_of
 from horsies.monitor.format import duration, pretty_json
 
 
@@ -39,6 +39,14 @@ def test_every_channel_of_the_spec_raises_its_flag() -> None:
         "horsies_task_status": Flag.TASKS, "task_new": Flag.TASKS, "task_done": Flag.TASKS,
         "horsies_workflow_status": Flag.WORKFLOWS, "workflow_done": Flag.WORKFLOWS,
         "horsies_worker_state": Flag.WORKERS}
+
+
+def test_a_queue_channel_means_a_send() -> None:
+    # A send notifies only task_queue_<queue> (runs.md §5): the tasks flag.
+    assert flag_of("task_queue_default") is Flag.TASKS
+    assert flag_of("task_queue_") is Flag.TASKS
+    assert flag_of("workflow_done") is Flag.WORKFLOWS
+    assert flag_of("unknown_channel") is None
 
 
 def test_formats() -> None:
