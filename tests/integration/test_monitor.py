@@ -26,6 +26,7 @@ from textual.pilot import Pilot
 from horsies import Horsies
 from horsies.monitor import MonitorApp
 from horsies.monitor.base import TabView
+from horsies.monitor.charts import LineChart
 from horsies.monitor.dashboard import DashboardTab
 from horsies.monitor.detail import TaskDetailScreen, WorkflowDetailScreen
 from horsies.monitor.feed import FeedState, Flag
@@ -87,10 +88,19 @@ async def test_tabs_load_and_show_the_seeded_data(seeded: tuple[Horsies, dict[st
     async with m.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: m.tab("dashboard").loads > 0, "dashboard loaded")
         assert "⚠ host-a cpu -% mem 90.0%" in str(m.query_one("#alerts").render())
+        trend = m.query_one("#trend", LineChart)
+        assert trend.times and len(trend.series) == 1
+        assert trend.legend() == [f"Utilization: {trend.series[0].values[-1]:.1f}%"]
+        assert "Utilization:" in str(trend.render())  # drawn by plotext with its legend
         await pilot.press("2")
         await until(pilot, lambda: m.tab("workers").loads > 0, "workers loaded")
         assert table(m, "#workers-table").keys() == ["wb", "wa", "wc"]
         assert table(m, "#dead-table").keys() == ["wdead", "wold"]
+        load, usage = m.query_one("#load-chart", LineChart), m.query_one("#usage-chart", LineChart)
+        await until(pilot, lambda: bool(load.times), "load history of wb")
+        assert (load.legend(), usage.legend()) == (["Running", "Claimed"], ["CPU", "Mem"])
+        assert len(load.series[0].values) == len(load.times) == len(usage.times)
+        assert all(word in str(usage.render()) for word in ("Resource Usage", "CPU", "Mem"))
         await pilot.press("down")  # the details follow the selection
         await until(pilot, lambda: "host-b" in str(m.query_one("#worker-details").render()),
                     "details of wa")
