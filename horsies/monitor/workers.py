@@ -145,5 +145,5 @@ class WorkersTab(TabView):
 
     def jump(self, key: str) -> None:
         table = self.query_one("#workers-table", KeyedTable)
-        table.select(key)
+        table.select_and_mark(key)
         table.focus()

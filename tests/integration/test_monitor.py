@@ -22,6 +22,7 @@ import pytest
 pytest.importorskip("textual")
 
 from textual.pilot import Pilot
+from textual.timer import Timer
 
 from horsies import Horsies
 from horsies.monitor import MonitorApp
@@ -31,7 +32,7 @@ from horsies.monitor.dashboard import DashboardTab
 from horsies.monitor.detail import TaskDetailScreen, WorkflowDetailScreen
 from horsies.monitor.feed import FeedState, Flag
 from horsies.monitor.overlays import ConfirmScreen, HelpScreen, SearchScreen
-from horsies.monitor.tables import KeyedTable
+from horsies.monitor.tables import MARK_S, KeyedTable
 from horsies.monitor.tasks import TasksTab
 from horsies.monitor.workers import WorkersTab
 from tests.conftest import DOWN_URL, drop_database, query, with_database
@@ -79,6 +80,22 @@ def monitor(app: Horsies, url: str | None, **options: Any) -> MonitorApp:
 
 def table(m: MonitorApp, selector: str) -> KeyedTable:
     return m.query_one(selector, KeyedTable)
+
+
+def paused_timers(owner: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, Timer]]:
+    """Make `owner.set_timer` record the delay asked for and return a real textual timer
+    that is paused and fires 10 ms after the test resumes it."""
+    made: list[tuple[float, Timer]] = []
+    real = owner.set_timer
+
+    def set_timer(delay: float, callback: Any = None, *, name: str | None = None,
+                  pause: bool = False) -> Timer:
+        timer: Timer = real(0.01, callback, name=name, pause=True)
+        made.append((delay, timer))
+        return timer
+
+    monkeypatch.setattr(owner, "set_timer", set_timer)
+    return made
 
 
 @sync
@@ -165,7 +182,8 @@ async def test_task_filters_levels_and_detail(seeded: tuple[Horsies, dict[str, A
 
 
 @sync
-async def test_workflows_and_their_detail(seeded: tuple[Horsies, dict[str, Any]]) -> None:
+async def test_workflows_and_their_detail(seeded: tuple[Horsies, dict[str, Any]],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     app, ids = seeded
     wf = ids["workflows"]
     m = monitor(app, None)
@@ -189,24 +207,37 @@ async def test_workflows_and_their_detail(seeded: tuple[Horsies, dict[str, Any]]
         assert any("quorum(1)" in line for line in text)
         assert any("sub:wf_child" in line for line in text)
         assert any(line.strip() == "error: BOOM: it broke" for line in text)
+        detail = m.screen
+        timers = paused_timers(detail, monkeypatch)
         await pilot.press("slash")  # search inside the modal
         await until(pilot, lambda: isinstance(m.screen, SearchScreen), "search box")
         await pilot.press(*"quorum")
         search = m.screen
         assert isinstance(search, SearchScreen)
         await until(pilot, lambda: len(search.hits) == 1, "one line matches")
-        await pilot.press("enter", "escape")
+        await pilot.press("enter")  # scrolls to the line and marks it for MARK_S seconds
+        await until(pilot, lambda: m.screen is detail, "back in the modal")
+        quorum = next(i for i, line in enumerate(text) if "quorum(1)" in line)
+        assert detail.marked_line == quorum
+        assert [delay for delay, _ in timers] == [MARK_S] == [3.0]
+        timers[0][1].resume()  # the mark's timer runs out
+        await until(pilot, lambda: detail.marked_line is None, "mark cleared by its timer")
+        await pilot.press("escape")
         await until(pilot, lambda: m.screen is m.screen_stack[0], "closed")
         assert m.errors == []
 
 
 @sync
-async def test_search_on_the_workers_tab(seeded: tuple[Horsies, dict[str, Any]]) -> None:
+async def test_search_on_the_workers_tab(seeded: tuple[Horsies, dict[str, Any]],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     app, _ = seeded
     m = monitor(app, None)
     async with m.run_test(size=SIZE) as pilot:
         await pilot.press("2")
-        await until(pilot, lambda: m.tab("workers").loads > 0, "workers loaded")
+        workers = m.tab("workers")
+        await until(pilot, lambda: workers.loads > 0, "workers loaded")
+        listing = table(m, "#workers-table")
+        timers = paused_timers(listing, monkeypatch)
         await pilot.press("slash")
         await until(pilot, lambda: isinstance(m.screen, SearchScreen), "search box")
         search = m.screen
@@ -214,7 +245,18 @@ async def test_search_on_the_workers_tab(seeded: tuple[Horsies, dict[str, Any]])
         await pilot.press(*"host-b")
         await until(pilot, lambda: [h.key for h in search.hits] == ["wa", "wc"], "matches")
         await pilot.press("down", "enter")
-        await until(pilot, lambda: table(m, "#workers-table").selected_key == "wc", "jumped")
+        await until(pilot, lambda: listing.selected_key == "wc", "jumped")
+        # the match is marked for MARK_S seconds, through a refresh too
+        assert listing.mark.key == "wc" and [d for d, _ in timers] == [3.0]
+        assert str(listing.get_row("wc")[0]).startswith("» ")
+        loads = workers.loads
+        m.refresh_tab(workers)
+        await until(pilot, lambda: workers.loads > loads, "refreshed")
+        assert str(listing.get_row("wc")[0]).startswith("» ")
+        timers[0][1].resume()  # the mark's timer runs out
+        await until(pilot, lambda: listing.mark.key is None, "mark cleared by its timer")
+        assert not str(listing.get_row("wc")[0]).startswith("»")
+        assert listing.selected_key == "wc"
 
 
 @sync
