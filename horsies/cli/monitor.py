@@ -73,6 +73,7 @@ def monitor(
     """Open the terminal dashboard."""
     try:
         import textual  # noqa: F401 - only checks that the extra is installed
+        import textual_plotext  # noqa: F401
     except ImportError:
         print(MISSING_EXTRA, file=sys.stderr, flush=True)
         raise typer.Exit(EXIT_ERROR) from None

@@ -75,6 +75,7 @@ class MonitorApp(App[int]):
         self.feed_state = FeedState.POLLING
         self.flushes: list[frozenset[Flag]] = []  # every debounced set of flags, for tests
         self._feed_task: asyncio.Task[None] | None = None
+        self._feed: Feed | None = None
 
     # -- layout ---------------------------------------------------------------------
 
@@ -89,8 +90,9 @@ class MonitorApp(App[int]):
     async def on_mount(self) -> None:
         self.theme = self.start_theme
         if self.listen_url is not None:
-            feed = Feed(self.listen_url, self.on_flags, self._feed_changed)
-            self._feed_task = asyncio.create_task(feed.run())
+            self._feed = Feed(self.listen_url, self.on_flags, self._feed_changed)
+            self._feed.watch({"default", *self.broker._configured_queues()})
+            self._feed_task = asyncio.create_task(self._feed.run())
         self.set_interval(TICK_S, self._tick)
         self._show_status()
         self.refresh_tab(self.visible_tab)
@@ -135,6 +137,11 @@ class MonitorApp(App[int]):
         top = self.screen
         if isinstance(top, DetailScreen) and top.follows & flags:
             self.run_worker(top.refresh_data(), group="detail")
+
+    def watch_queues(self, queues: list[str]) -> None:
+        """Queues seen in the data: their channels tell of sends (see feed.py)."""
+        if self._feed is not None:
+            self._feed.watch(queues)
 
     def _feed_changed(self, state: FeedState) -> None:
         self.feed_state = state

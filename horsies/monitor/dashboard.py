@@ -7,10 +7,11 @@ import asyncio
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
-from textual.widgets import Sparkline, Static
+from textual.containers import Grid
+from textual.widgets import Static
 
 from horsies.monitor.base import SearchHit, TabView
+from horsies.monitor.charts import LineChart, Series
 from horsies.monitor.feed import Flag
 from horsies.monitor.format import STATUS_STYLES, duration
 from horsies.monitoring import (
@@ -86,15 +87,16 @@ class DashboardTab(TabView):
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id)
         self.alerts: WorkerAlerts | None = None
+        self.summary: ClusterSummary | None = None  # the figures last shown, for tests
+        self.counts: TaskStatusCounts | None = None
 
     def compose(self) -> ComposeResult:
         with Grid(id="dash-grid"):
             yield Static("No cluster data available", id="capacity", classes="panel")
             yield Static("No task data available", id="task-counts", classes="panel")
             yield Static("No workflow data available", id="workflow-counts", classes="panel")
-            with Vertical(id="trend-box", classes="panel"):
-                yield Static("No trend data available", id="trend-label")
-                yield Sparkline([], id="trend")
+            yield LineChart("", empty="No trend data available", percent=True, id="trend",
+                            classes="panel")
             yield Static("No active alerts", id="alerts", classes="panel")
         yield Static("", id="queues", classes="panel")
 
@@ -102,7 +104,7 @@ class DashboardTab(TabView):
         titles = {"#capacity": "Cluster Capacity",
                   "#task-counts": "Task Status Distribution (terminal: last 24 h)",
                   "#workflow-counts": "Workflow Summary",
-                  "#trend-box": "Cluster Utilization Trend (1h)",
+                  "#trend": "Cluster Utilization Trend (1h)",
                   "#alerts": "Active Alerts", "#queues": "Queues"}
         for selector, title in titles.items():
             self.query_one(selector).border_title = title
@@ -125,6 +127,7 @@ class DashboardTab(TabView):
         if counts is not None:
             self._show_counts(counts)
         if queues is not None:
+            self.monitor.watch_queues([q.name for q in queues])
             self.query_one("#queues", Static).update(_queues_table(queues))
         if trend is not None:
             self._show_trend(trend)
@@ -137,10 +140,12 @@ class DashboardTab(TabView):
                 Text("\n".join(lines), style="yellow") if lines else "No active alerts")
 
     def _show_capacity(self, s: ClusterSummary) -> None:
+        self.summary = s
         panel = self.query_one("#capacity", Static)
         panel.update(capacity_text(s) if s.active_workers else "No cluster data available")
 
     def _show_counts(self, c: TaskStatusCounts) -> None:
+        self.counts = c
         rows = [("Pending", c.pending), ("Claimed", c.claimed), ("Running", c.running),
                 ("Completed", c.completed), ("Failed", c.failed), ("Cancelled", c.cancelled),
                 ("Expired", c.expired)]
@@ -153,14 +158,10 @@ class DashboardTab(TabView):
         panel.update(_counts_table(rows, w.total) if w.total else "No workflow data available")
 
     def _show_trend(self, points: list[UtilizationPoint]) -> None:
-        label = self.query_one("#trend-label", Static)
-        spark = self.query_one("#trend", Sparkline)
-        if not points:
-            label.update("No trend data available")
-            spark.data = []
-            return
-        label.update(f"Utilization: {points[-1].utilization_pct:.1f}%")
-        spark.data = [p.utilization_pct for p in points]
+        label = f"Utilization: {points[-1].utilization_pct:.1f}%" if points else ""
+        self.query_one("#trend", LineChart).draw(
+            [p.bucket_start for p in points],
+            [Series(label, [p.utilization_pct for p in points], "cyan")])
 
     def search(self, text: str) -> list[SearchHit] | None:
         if self.alerts is None:

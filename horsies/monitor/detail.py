@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 from horsies.monitor.feed import Flag
 from horsies.monitor.format import STATUS_STYLES, duration, pretty_json, stamp, status_text
+from horsies.monitor.tables import Mark
 from horsies.monitoring import TaskDetail, WorkflowDetail, WorkflowNodeRow
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["DetailScreen", "TaskDetailScreen", "WorkflowDetailScreen", "dag_layers",
            "task_lines", "workflow_lines"]
 
+MARK_LINE_STYLE = "bold black on yellow"  # a search match, for 3 seconds (§3.9)
 NODE_SYMBOLS = {"COMPLETED": "✓", "FAILED": "✗", "RUNNING": "▶", "ENQUEUED": "◎",
                 "PENDING": "○", "READY": "○", "SKIPPED": "⊘"}
 
@@ -183,6 +185,7 @@ class DetailScreen(ModalScreen[None]):
         self.lines: list[Text] = []
         self.payload: dict[str, Any] | None = None
         self.loads = 0
+        self.mark = Mark(self, lambda old, new: self._show_lines())  # a line index, as text
 
     @property
     def monitor(self) -> MonitorApp:
@@ -207,11 +210,18 @@ class DetailScreen(ModalScreen[None]):
         lines, payload = await self.render_item(self.current)
         if lines is not None:
             self.lines, self.payload = lines, payload
-            body = self.query_one("#detail-body", Static)
-            body.update(Text("\n").join(lines))
+            self._show_lines()
             self.query_one("#detail-scroll").border_title = (
                 f"{self.what} {self.index + 1}/{len(self.ids)}  [ ] prev/next  y copy  esc close")
         self.loads += 1
+
+    def _show_lines(self) -> None:
+        lines = list(self.lines)
+        if self.mark.key is not None and int(self.mark.key) < len(lines):
+            index = int(self.mark.key)
+            lines[index] = lines[index].copy()
+            lines[index].stylize(MARK_LINE_STYLE)
+        self.query_one("#detail-body", Static).update(Text("\n").join(lines))
 
     async def render_item(self, item_id: str) -> tuple[list[Text] | None, dict[str, Any] | None]:
         raise NotImplementedError
@@ -220,6 +230,7 @@ class DetailScreen(ModalScreen[None]):
         index = self.index + step
         if 0 <= index < len(self.ids):
             self.index = index
+            self.mark.drop()  # a line of the previous item
             self.query_one("#detail-scroll", VerticalScroll).scroll_home(animate=False)
             await self.refresh_data()
 
@@ -232,7 +243,13 @@ class DetailScreen(ModalScreen[None]):
         self.dismiss(None)
 
     def scroll_to_line(self, index: int) -> None:
+        """A search jump: scroll to the line and mark it for 3 seconds."""
         self.query_one("#detail-scroll", VerticalScroll).scroll_to(y=index, animate=False)
+        self.mark.set(str(index))
+
+    @property
+    def marked_line(self) -> int | None:
+        return None if self.mark.key is None else int(self.mark.key)
 
 
 class TaskDetailScreen(DetailScreen):

@@ -3,25 +3,33 @@
 One dedicated connection listens on the channels the database and workers
 notify on. Notifications arriving within 150 ms of the first are folded into
 one set of flags, so a burst of thousands of task changes costs one refresh.
+
+A `send` notifies only its queue's channel `task_queue_<queue>` (runs.md §5),
+so the feed also listens on the channel of every queue it is told about
+(`Feed.watch`): the app's configured queues, and those the dashboard and the
+workers tab see in queue statistics and worker snapshots.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Any
 
 import psycopg
 
-from horsies.sql import listen
+from horsies.sql import listen, queue_channel
 
-__all__ = ["CHANNEL_FLAGS", "DEBOUNCE_S", "RECONNECT_S", "Debouncer", "Feed", "FeedState", "Flag"]
+__all__ = ["CHANNEL_FLAGS", "DEBOUNCE_S", "RECONNECT_S", "Debouncer", "Feed", "FeedState", "Flag",
+           "flag_of"]
 
 DEBOUNCE_S = 0.15
 RECONNECT_S = 5.0
 CONNECT_TIMEOUT_S = 5
+WATCH_CHECK_S = 0.5  # how soon a newly watched queue's channel is listened on
+QUEUE_PREFIX = queue_channel("")
 
 
 class Flag(StrEnum):
@@ -47,6 +55,13 @@ CHANNEL_FLAGS: dict[str, Flag] = {
 Flush = Callable[[frozenset[Flag]], None]
 
 
+def flag_of(channel: str) -> Flag | None:
+    """The flag a notification on `channel` raises: a queue's channel means a task was sent."""
+    if channel.startswith(QUEUE_PREFIX):
+        return Flag.TASKS
+    return CHANNEL_FLAGS.get(channel)
+
+
 class Debouncer:
     """Collects flags from the first notice for `delay_s`, then hands them over once."""
 
@@ -57,7 +72,7 @@ class Debouncer:
         self._timer: asyncio.TimerHandle | None = None
 
     def notice(self, channel: str) -> None:
-        flag = CHANNEL_FLAGS.get(channel)
+        flag = flag_of(channel)
         if flag is None:
             return
         self._pending.add(flag)
@@ -87,6 +102,11 @@ class Feed:
         self._on_state = on_state
         self._reconnect_s = reconnect_s
         self.state = FeedState.POLLING
+        self.queues: set[str] = set()  # queues whose channels are wanted
+
+    def watch(self, queues: Iterable[str]) -> None:
+        """Listen on these queues' channels too (from the next check, within 0.5 s)."""
+        self.queues.update(queues)
 
     def _set(self, state: FeedState) -> None:
         if state is not self.state:
@@ -111,13 +131,18 @@ class Feed:
         async with conn:
             for channel in CHANNEL_FLAGS:
                 await conn.execute(listen(channel))
+            listened: set[str] = set()
             self._set(FeedState.LIVE)
             # Changes made while we were away were never notified: refresh everything.
             self._debouncer.notice("task_new")
             self._debouncer.notice("workflow_done")
             self._debouncer.notice("horsies_worker_state")
-            async for notice in conn.notifies():
-                self._debouncer.notice(notice.channel)
+            while True:
+                for queue in sorted(self.queues - listened):
+                    await conn.execute(listen(queue_channel(queue)))
+                    listened.add(queue)
+                async for notice in conn.notifies(timeout=WATCH_CHECK_S):
+                    self._debouncer.notice(notice.channel)
 
 
 async def stop(task: asyncio.Task[None] | None) -> None:

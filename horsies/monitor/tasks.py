@@ -306,12 +306,12 @@ class TasksTab(TabView):
     def jump(self, key: str) -> None:
         if self.level == 2:
             table = self.query_one("#task-list", KeyedTable)
-            if not table.select(key[2:]):
+            if not table.select_and_mark(key[2:]):
                 self.monitor.open_task([key[2:]], key[2:])  # found by the server, not listed
             return
         table = self.query_one("#breakdown", KeyedTable)
         if key.startswith("t:") and (owner := self._owner(key[2:])[2:]):
             self.expanded.add(owner)
             self._fill_breakdown()
-        table.select(key)
+        table.select_and_mark(key)
         table.focus()

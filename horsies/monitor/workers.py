@@ -10,10 +10,11 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Sparkline, Static
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Static
 
 from horsies.monitor.base import SearchHit, TabView
+from horsies.monitor.charts import LineChart, Series
 from horsies.monitor.feed import Flag
 from horsies.monitor.format import duration, short_id, stamp
 from horsies.monitor.tables import KeyedTable, dead_worker_rows
@@ -67,13 +68,10 @@ class WorkersTab(TabView):
             yield KeyedTable("Worker ID", "Hostname", "PID", "Tasks", "Claimed", "CPU%",
                              "Mem%", "Uptime", id="workers-table")
             yield Static("No worker selected", id="worker-details", classes="panel")
-        with Vertical(id="history", classes="panel"):
-            yield Static("No load history available", id="history-label")
-            yield Sparkline([], id="spark-running")
-            yield Sparkline([], id="spark-claimed")
-            yield Static("Resource Usage (CPU, Mem)", id="usage-label")
-            yield Sparkline([], id="spark-cpu")
-            yield Sparkline([], id="spark-mem")
+        with Horizontal(id="history", classes="panel"):
+            yield LineChart("Tasks", empty="No worker selected", id="load-chart")
+            yield LineChart("Resource Usage", empty="No worker selected", percent=True,
+                            id="usage-chart")
         yield KeyedTable("Worker ID", "Hostname", "PID", "Last Seen", "Tasks", id="dead-table")
 
     def on_mount(self) -> None:
@@ -93,6 +91,7 @@ class WorkersTab(TabView):
         now = datetime.datetime.now(datetime.UTC)
         if states is not None:
             self.states = {w.worker_id: w for w in states}
+            self.monitor.watch_queues([q for w in states for q in w.queues])
             table = self.query_one("#workers-table", KeyedTable)
             table.replace([(w.worker_id, (
                 short_id(w.worker_id), w.hostname, str(w.pid),
@@ -120,15 +119,14 @@ class WorkersTab(TabView):
                 window_s=WINDOWS[self.window][1], worker_id=worker.worker_id))
         if points is None:
             return
-        label = self.query_one("#history-label", Static)
-        label.update("Running / Claimed" if points else (
-            "No worker selected" if worker is None else "No load history available"))
-        series = {"#spark-running": [float(p.tasks_running) for p in points],
-                  "#spark-claimed": [float(p.tasks_claimed) for p in points],
-                  "#spark-cpu": [p.cpu_percent or 0.0 for p in points],
-                  "#spark-mem": [p.memory_percent or 0.0 for p in points]}
-        for selector, data in series.items():
-            self.query_one(selector, Sparkline).data = data
+        empty = "No worker selected" if worker is None else "No load history available"
+        times = [p.snapshot_at for p in points]
+        self.query_one("#load-chart", LineChart).draw(times, [
+            Series("Running", [float(p.tasks_running) for p in points], "blue+"),
+            Series("Claimed", [float(p.tasks_claimed) for p in points], "cyan")], empty)
+        self.query_one("#usage-chart", LineChart).draw(times, [
+            Series("CPU", [p.cpu_percent or 0.0 for p in points], "orange"),
+            Series("Mem", [p.memory_percent or 0.0 for p in points], "magenta")], empty)
 
     async def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "workers-table":
@@ -147,5 +145,5 @@ class WorkersTab(TabView):
 
     def jump(self, key: str) -> None:
         table = self.query_one("#workers-table", KeyedTable)
-        table.select(key)
+        table.select_and_mark(key)
         table.focus()

@@ -101,5 +101,5 @@ class WorkflowsTab(TabView):
 
     def jump(self, key: str) -> None:
         table = self.query_one("#workflows-table", KeyedTable)
-        table.select(key)
+        table.select_and_mark(key)
         table.focus()

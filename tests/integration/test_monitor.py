@@ -11,6 +11,7 @@ import functools
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -21,19 +22,25 @@ import pytest
 pytest.importorskip("textual")
 
 from textual.pilot import Pilot
+from textual.timer import Timer
 
 from horsies import Horsies
 from horsies.monitor import MonitorApp
+from horsies.monitor.base import TabView
+from horsies.monitor.charts import LineChart
+from horsies.monitor.dashboard import DashboardTab
 from horsies.monitor.detail import TaskDetailScreen, WorkflowDetailScreen
 from horsies.monitor.feed import FeedState, Flag
 from horsies.monitor.overlays import ConfirmScreen, HelpScreen, SearchScreen
-from horsies.monitor.tables import KeyedTable
+from horsies.monitor.tables import MARK_S, KeyedTable
 from horsies.monitor.tasks import TasksTab
+from horsies.monitor.workers import WorkersTab
 from tests.conftest import DOWN_URL, drop_database, query, with_database
 from tests.integration.monitor_seed import make_app, seed_all
 
 SIZE = (160, 50)
 ROOT = Path(__file__).resolve().parents[2]
+APP = "tests.integration.apps:app"
 
 
 @pytest.fixture
@@ -45,12 +52,16 @@ def seeded(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Horsi
     app.get_broker().close()
 
 
-async def until(pilot: Pilot[Any], check: Callable[[], bool], what: str) -> None:
-    for _ in range(200):  # up to ~10 s on a loaded machine; returns as soon as it holds
+async def until(pilot: Pilot[Any], check: Callable[[], bool], what: str,
+                timeout: float = 10.0) -> None:
+    """Poll `check` between pilot pauses; returns as soon as it holds, fails at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if check():
             return
         await pilot.pause(0.05)
-    raise AssertionError(f"never happened: {what}")
+    if not check():
+        raise AssertionError(f"never happened: {what}")
 
 
 def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
@@ -71,6 +82,22 @@ def table(m: MonitorApp, selector: str) -> KeyedTable:
     return m.query_one(selector, KeyedTable)
 
 
+def paused_timers(owner: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, Timer]]:
+    """Make `owner.set_timer` record the delay asked for and return a real textual timer
+    that is paused and fires 10 ms after the test resumes it."""
+    made: list[tuple[float, Timer]] = []
+    real = owner.set_timer
+
+    def set_timer(delay: float, callback: Any = None, *, name: str | None = None,
+                  pause: bool = False) -> Timer:
+        timer: Timer = real(0.01, callback, name=name, pause=True)
+        made.append((delay, timer))
+        return timer
+
+    monkeypatch.setattr(owner, "set_timer", set_timer)
+    return made
+
+
 @sync
 async def test_tabs_load_and_show_the_seeded_data(seeded: tuple[Horsies, dict[str, Any]]) -> None:
     app, _ = seeded
@@ -78,10 +105,19 @@ async def test_tabs_load_and_show_the_seeded_data(seeded: tuple[Horsies, dict[st
     async with m.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: m.tab("dashboard").loads > 0, "dashboard loaded")
         assert "⚠ host-a cpu -% mem 90.0%" in str(m.query_one("#alerts").render())
+        trend = m.query_one("#trend", LineChart)
+        assert trend.times and len(trend.series) == 1
+        assert trend.legend() == [f"Utilization: {trend.series[0].values[-1]:.1f}%"]
+        assert "Utilization:" in str(trend.render())  # drawn by plotext with its legend
         await pilot.press("2")
         await until(pilot, lambda: m.tab("workers").loads > 0, "workers loaded")
         assert table(m, "#workers-table").keys() == ["wb", "wa", "wc"]
         assert table(m, "#dead-table").keys() == ["wdead", "wold"]
+        load, usage = m.query_one("#load-chart", LineChart), m.query_one("#usage-chart", LineChart)
+        await until(pilot, lambda: bool(load.times), "load history of wb")
+        assert (load.legend(), usage.legend()) == (["Running", "Claimed"], ["CPU", "Mem"])
+        assert len(load.series[0].values) == len(load.times) == len(usage.times)
+        assert all(word in str(usage.render()) for word in ("Resource Usage", "CPU", "Mem"))
         await pilot.press("down")  # the details follow the selection
         await until(pilot, lambda: "host-b" in str(m.query_one("#worker-details").render()),
                     "details of wa")
@@ -146,7 +182,8 @@ async def test_task_filters_levels_and_detail(seeded: tuple[Horsies, dict[str, A
 
 
 @sync
-async def test_workflows_and_their_detail(seeded: tuple[Horsies, dict[str, Any]]) -> None:
+async def test_workflows_and_their_detail(seeded: tuple[Horsies, dict[str, Any]],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     app, ids = seeded
     wf = ids["workflows"]
     m = monitor(app, None)
@@ -163,30 +200,44 @@ async def test_workflows_and_their_detail(seeded: tuple[Horsies, dict[str, Any]]
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(m.screen, WorkflowDetailScreen)
                     and m.screen.loads > 0, "workflow detail")
+        assert isinstance(m.screen, WorkflowDetailScreen)
         text = [line.plain for line in m.screen.lines]
         assert "Layer 0" in text and "Layer 3" in text
         assert any("✗ Task 1" in line for line in text)
         assert any("quorum(1)" in line for line in text)
         assert any("sub:wf_child" in line for line in text)
         assert any(line.strip() == "error: BOOM: it broke" for line in text)
+        detail = m.screen
+        timers = paused_timers(detail, monkeypatch)
         await pilot.press("slash")  # search inside the modal
         await until(pilot, lambda: isinstance(m.screen, SearchScreen), "search box")
         await pilot.press(*"quorum")
         search = m.screen
         assert isinstance(search, SearchScreen)
         await until(pilot, lambda: len(search.hits) == 1, "one line matches")
-        await pilot.press("enter", "escape")
+        await pilot.press("enter")  # scrolls to the line and marks it for MARK_S seconds
+        await until(pilot, lambda: m.screen is detail, "back in the modal")
+        quorum = next(i for i, line in enumerate(text) if "quorum(1)" in line)
+        assert detail.marked_line == quorum
+        assert [delay for delay, _ in timers] == [MARK_S] == [3.0]
+        timers[0][1].resume()  # the mark's timer runs out
+        await until(pilot, lambda: detail.marked_line is None, "mark cleared by its timer")
+        await pilot.press("escape")
         await until(pilot, lambda: m.screen is m.screen_stack[0], "closed")
         assert m.errors == []
 
 
 @sync
-async def test_search_on_the_workers_tab(seeded: tuple[Horsies, dict[str, Any]]) -> None:
+async def test_search_on_the_workers_tab(seeded: tuple[Horsies, dict[str, Any]],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     app, _ = seeded
     m = monitor(app, None)
     async with m.run_test(size=SIZE) as pilot:
         await pilot.press("2")
-        await until(pilot, lambda: m.tab("workers").loads > 0, "workers loaded")
+        workers = m.tab("workers")
+        await until(pilot, lambda: workers.loads > 0, "workers loaded")
+        listing = table(m, "#workers-table")
+        timers = paused_timers(listing, monkeypatch)
         await pilot.press("slash")
         await until(pilot, lambda: isinstance(m.screen, SearchScreen), "search box")
         search = m.screen
@@ -194,7 +245,18 @@ async def test_search_on_the_workers_tab(seeded: tuple[Horsies, dict[str, Any]])
         await pilot.press(*"host-b")
         await until(pilot, lambda: [h.key for h in search.hits] == ["wa", "wc"], "matches")
         await pilot.press("down", "enter")
-        await until(pilot, lambda: table(m, "#workers-table").selected_key == "wc", "jumped")
+        await until(pilot, lambda: listing.selected_key == "wc", "jumped")
+        # the match is marked for MARK_S seconds, through a refresh too
+        assert listing.mark.key == "wc" and [d for d, _ in timers] == [3.0]
+        assert str(listing.get_row("wc")[0]).startswith("» ")
+        loads = workers.loads
+        m.refresh_tab(workers)
+        await until(pilot, lambda: workers.loads > loads, "refreshed")
+        assert str(listing.get_row("wc")[0]).startswith("» ")
+        timers[0][1].resume()  # the mark's timer runs out
+        await until(pilot, lambda: listing.mark.key is None, "mark cleared by its timer")
+        assert not str(listing.get_row("wc")[0]).startswith("»")
+        assert listing.selected_key == "wc"
 
 
 @sync
@@ -253,6 +315,53 @@ async def test_actions_need_allow_actions_and_a_confirmation(
         await pilot.press("y")
         await until(pilot, lambda: any("requeued" in n.message for n in m._notifications),
                     "outcome shown")
+        assert m.errors == []
+
+
+# -- a real worker ----------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+@sync
+async def test_the_dashboard_follows_a_real_worker_through_notifications(
+        apps: Any, pg_url: str, worker_env: dict[str, str], start_worker: Any) -> None:
+    """A `horsies worker` drains tasks while the dashboard runs with polling off: every
+    refresh after the first comes from the notifications the worker's writes produce."""
+    sent = 12
+    m = MonitorApp(apps.app.get_broker(), listen_url=pg_url)
+    async with m.run_test(size=SIZE) as pilot:
+        for view in m.query(TabView):  # no polling: only notifications refresh
+            view.poll_idle_s = view.poll_live_s = 3600.0
+        dash = m.tab("dashboard")
+        assert isinstance(dash, DashboardTab)
+        await until(pilot, lambda: m.feed_state is FeedState.LIVE and len(m.flushes) >= 1
+                    and dash.counts is not None and not dash._busy, "live and loaded")
+        assert dash.counts is not None and dash.counts.total == 0
+        loads, flushes = dash.loads, len(m.flushes)
+
+        # a send notifies only its queue's channel, which the monitor listens on
+        assert (await apps.add.send_many_async([(i, i) for i in range(sent)])).is_ok()
+        await until(pilot, lambda: dash.counts is not None and dash.counts.pending == sent,
+                    "the sent tasks counted as pending (task_new)")
+
+        worker = start_worker([APP, "--processes=2"], worker_env, cwd=ROOT)
+        await until(pilot, lambda: dash.counts is not None and dash.counts.completed == sent
+                    and dash.summary is not None and dash.summary.active_workers == 1,
+                    "all tasks completed by one live worker", timeout=90.0)
+        assert dash.counts is not None
+        assert (dash.counts.pending, dash.counts.claimed, dash.counts.running) == (0, 0, 0)
+        # at most one load per debounced flush: nothing was polled
+        assert 0 < dash.loads - loads <= len(m.flushes) - flushes
+        assert any(Flag.TASKS in f for f in m.flushes[flushes:])
+        assert any(Flag.WORKERS in f for f in m.flushes[flushes:])
+
+        await pilot.press("2")
+        workers = m.tab("workers")
+        assert isinstance(workers, WorkersTab)
+        await until(pilot, lambda: len(table(m, "#workers-table").keys()) == 1,
+                    "the live worker listed")
+        (state,) = workers.states.values()
+        assert state.pid == worker.proc.pid and state.processes == 2
         assert m.errors == []
 
 
