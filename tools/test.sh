@@ -18,7 +18,7 @@ if [[ -z "${VIRTUAL_ENV:-}" ]]; then
     fi
     # The demo command of the README makes .venv with the embedded extra only:
     # whatever made it, the test extras go in before the first run.
-    if ! .venv/bin/python -c "import pytest, pytest_timeout, hypothesis, pgserver, mypy, textual, horsies" \
+    if ! .venv/bin/python -c "import pytest, pytest_timeout, hypothesis, pgserver, mypy, textual_plotext, horsies" \
             2>/dev/null; then
         .venv/bin/python -m pip install -e '.[test]'
     fi
