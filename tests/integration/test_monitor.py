@@ -21,6 +21,7 @@ import pytest
 
 pytest.importorskip("textual")
 
+from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.timer import Timer
 
@@ -53,15 +54,29 @@ def seeded(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Horsi
 
 
 async def until(pilot: Pilot[Any], check: Callable[[], bool], what: str,
-                timeout: float = 10.0) -> None:
+                timeout: float = 30.0) -> None:
     """Poll `check` between pilot pauses; returns as soon as it holds, fails at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():
+        if _holds(check):
             return
         await pilot.pause(0.05)
     if not check():
         raise AssertionError(f"never happened: {what}")
+
+
+def _holds(check: Callable[[], bool]) -> bool:
+    """A widget not mounted yet (a tab just switched to) is "not yet", not a failure."""
+    try:
+        return bool(check())
+    except NoMatches:
+        return False
+
+
+async def tab_of(pilot: Pilot[Any], m: Any, name: str) -> Any:
+    """The tab `name` once it is mounted."""
+    await until(pilot, lambda: m.tab(name) is not None, f"tab {name} mounted")
+    return m.tab(name)
 
 
 def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
@@ -139,7 +154,7 @@ async def test_task_filters_levels_and_detail(seeded: tuple[Horsies, dict[str, A
     m = monitor(app, None)
     async with m.run_test(size=SIZE) as pilot:
         await pilot.press("3")
-        tasks = m.tab("tasks")
+        tasks = await tab_of(pilot, m, "tasks")
         assert isinstance(tasks, TasksTab)
         await until(pilot, lambda: tasks.loads > 0, "tasks loaded")
         breakdown = table(m, "#breakdown")
@@ -189,7 +204,7 @@ async def test_workflows_and_their_detail(seeded: tuple[Horsies, dict[str, Any]]
     m = monitor(app, None)
     async with m.run_test(size=SIZE) as pilot:
         await pilot.press("4")
-        view = m.tab("workflows")
+        view = await tab_of(pilot, m, "workflows")
         await until(pilot, lambda: view.loads > 0, "workflows loaded")
         listing = table(m, "#workflows-table")
         # default: PENDING, RUNNING, PAUSED, newest first
@@ -234,7 +249,7 @@ async def test_search_on_the_workers_tab(seeded: tuple[Horsies, dict[str, Any]],
     m = monitor(app, None)
     async with m.run_test(size=SIZE) as pilot:
         await pilot.press("2")
-        workers = m.tab("workers")
+        workers = await tab_of(pilot, m, "workers")
         await until(pilot, lambda: workers.loads > 0, "workers loaded")
         listing = table(m, "#workers-table")
         timers = paused_timers(listing, monkeypatch)
@@ -267,7 +282,8 @@ async def test_a_notification_refreshes_only_the_visible_tab(
     async with m.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: m.feed_state is FeedState.LIVE, "listening")
         await pilot.press("3")
-        tasks, workers, dash = m.tab("tasks"), m.tab("workers"), m.tab("dashboard")
+        tasks, workers, dash = [await tab_of(pilot, m, name)
+                                for name in ("tasks", "workers", "dashboard")]
         # the catch-up flush after connecting, then the tab's own first load
         await until(pilot, lambda: len(m.flushes) == 1 and tasks.loads > 0, "settled")
         await until(pilot, lambda: not tasks._busy, "idle")
@@ -332,7 +348,7 @@ async def test_the_dashboard_follows_a_real_worker_through_notifications(
     async with m.run_test(size=SIZE) as pilot:
         for view in m.query(TabView):  # no polling: only notifications refresh
             view.poll_idle_s = view.poll_live_s = 3600.0
-        dash = m.tab("dashboard")
+        dash = await tab_of(pilot, m, "dashboard")
         assert isinstance(dash, DashboardTab)
         await until(pilot, lambda: m.feed_state is FeedState.LIVE and len(m.flushes) >= 1
                     and dash.counts is not None and not dash._busy, "live and loaded")
@@ -356,7 +372,7 @@ async def test_the_dashboard_follows_a_real_worker_through_notifications(
         assert any(Flag.WORKERS in f for f in m.flushes[flushes:])
 
         await pilot.press("2")
-        workers = m.tab("workers")
+        workers = await tab_of(pilot, m, "workers")
         assert isinstance(workers, WorkersTab)
         await until(pilot, lambda: len(table(m, "#workers-table").keys()) == 1,
                     "the live worker listed")
