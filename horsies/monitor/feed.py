@@ -96,11 +96,11 @@ class Feed:
     """Runs the LISTEN connection until cancelled; reports its state and debounced flags."""
 
     def __init__(self, url: str, flush: Flush, on_state: Callable[[FeedState], None],
-                 reconnect_s: float = RECONNECT_S) -> None:
+                 reconnect_s: float | None = None) -> None:
         self._url = url
         self._debouncer = Debouncer(flush)
         self._on_state = on_state
-        self._reconnect_s = reconnect_s
+        self._reconnect_s = RECONNECT_S if reconnect_s is None else reconnect_s
         self.state = FeedState.POLLING
         self.queues: set[str] = set()  # queues whose channels are wanted
 

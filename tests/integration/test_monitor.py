@@ -315,6 +315,28 @@ async def test_a_lost_listener_shows_reconnecting(seeded: tuple[Horsies, dict[st
 
 
 @sync
+async def test_a_listener_killed_by_the_server_reconnects_without_a_restart(
+        seeded: tuple[Horsies, dict[str, Any]], pg_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from horsies.monitor import feed
+
+    monkeypatch.setattr(feed, "RECONNECT_S", 0.2)
+    app, _ = seeded
+    m = monitor(app, pg_url)
+    async with m.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: m.feed_state is FeedState.LIVE, "listening")
+        killed = query(pg_url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND query LIKE 'LISTEN %%' "
+                       "AND pid <> pg_backend_pid()")
+        assert killed and killed[0][0] >= 1
+        await until(pilot, lambda: m.feed_state is FeedState.RECONNECTING, "reconnecting")
+        await until(pilot, lambda: m.feed_state is FeedState.LIVE, "listening again")
+        await until(pilot, lambda: "reconnecting" not in str(
+            m.query_one("#status-bar").render()), "the status bar says so")
+        assert m.errors == []
+
+
+@sync
 async def test_actions_need_allow_actions_and_a_confirmation(
         seeded: tuple[Horsies, dict[str, Any]]) -> None:
     app, _ = seeded
