@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
+from textual.binding import Binding
 from textual.containers import Vertical
 
 from horsies.info import BrokerOperationError
@@ -21,7 +22,7 @@ from horsies.result import Err, Ok
 if TYPE_CHECKING:
     from horsies.monitor.app import MonitorApp
 
-__all__ = ["SearchHit", "TabView"]
+__all__ = ["SearchHit", "StatusFilterTab", "TabView", "status_bindings"]
 
 T = TypeVar("T")
 
@@ -116,3 +117,38 @@ class TabView(Vertical):
 
     def jump(self, key: str) -> None:
         """Select what a search hit names."""
+
+
+def status_bindings(keys: Mapping[str, str]) -> list[Binding]:
+    """One key per status toggles it; [a] selects all, [n] none."""
+    return [*(Binding(k, f"toggle('{s}')", show=False) for k, s in keys.items()),
+            Binding("a", "all_statuses", show=False), Binding("n", "no_statuses", show=False)]
+
+
+class StatusFilterTab(TabView):
+    """A tab whose rows are filtered by a set of statuses toggled from the keyboard."""
+
+    status_keys: Mapping[str, str] = {}  # key -> status
+
+    def __init__(self, *, id: str, statuses: frozenset[str]) -> None:
+        super().__init__(id=id)
+        self.statuses = statuses
+
+    def show_bar(self) -> None:
+        """Show the filter as it now is."""
+
+    async def filters_changed(self) -> None:
+        self.show_bar()
+        await self.refresh_data()
+
+    async def action_toggle(self, status: str) -> None:
+        self.statuses = self.statuses ^ {status}
+        await self.filters_changed()
+
+    async def action_all_statuses(self) -> None:
+        self.statuses = frozenset(self.status_keys.values())
+        await self.filters_changed()
+
+    async def action_no_statuses(self) -> None:
+        self.statuses = frozenset()
+        await self.filters_changed()

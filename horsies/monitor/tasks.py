@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, DataTable, SelectionList, Static
 
-from horsies.monitor.base import SearchHit, TabView
+from horsies.monitor.base import SearchHit, StatusFilterTab, status_bindings
 from horsies.monitor.feed import Flag
 from horsies.monitor.format import STATUS_STYLES, duration, short_id, status_text
 from horsies.monitor.tables import Cell, KeyedTable
@@ -48,18 +48,17 @@ def task_age(t: TaskRow, now: datetime.datetime) -> str:
     return duration((now - since).total_seconds())
 
 
-class TasksTab(TabView):
+class TasksTab(StatusFilterTab):
     source = "tasks"
     follows = frozenset({Flag.TASKS})
+    status_keys = TASK_STATUS_KEYS
     BINDINGS: ClassVar[list[BindingType]] = [
-        *(Binding(k, f"toggle('{s}')", show=False) for k, s in TASK_STATUS_KEYS.items()),
-        Binding("a", "all_statuses", show=False), Binding("n", "no_statuses", show=False),
+        *status_bindings(TASK_STATUS_KEYS),
         Binding("i", "toggle_retried", show=False), Binding("space", "expand", show=False),
     ]
 
     def __init__(self, *, id: str) -> None:
-        super().__init__(id=id)
-        self.statuses: frozenset[str] = frozenset({"CLAIMED", "RUNNING"})
+        super().__init__(id=id, statuses=frozenset({"CLAIMED", "RUNNING"}))
         self.retried_only = False
         self.breakdown: list[TaskBreakdownRow] = []
         self.expanded: set[str] = set()
@@ -93,36 +92,20 @@ class TasksTab(TabView):
                                ("error_codes", "Errors")):
             self.query_one(f"#{section}").border_title = title
         self.query_one("#sidebar-status").border_title = "Status"
-        self._show_bar()
+        self.show_bar()
 
     # -- filters ------------------------------------------------------------------
 
-    def _show_bar(self) -> None:
+    def show_bar(self) -> None:
         self.query_one("#task-filter-bar", Static).update(
             filter_bar(TASK_STATUS_KEYS, self.statuses, self.retried_only))
         lines = [Text(("✓ " if s in self.statuses else "  ") + s.capitalize())
                  for s in TASK_STATUS_KEYS.values()]
         self.query_one("#sidebar-status", Static).update(Text("\n").join(lines))
 
-    async def _filters_changed(self) -> None:
-        self._show_bar()
-        await self.refresh_data()
-
-    async def action_toggle(self, status: str) -> None:
-        self.statuses = self.statuses ^ {status}
-        await self._filters_changed()
-
-    async def action_all_statuses(self) -> None:
-        self.statuses = frozenset(TASK_STATUS_KEYS.values())
-        await self._filters_changed()
-
-    async def action_no_statuses(self) -> None:
-        self.statuses = frozenset()
-        await self._filters_changed()
-
     async def action_toggle_retried(self) -> None:
         self.retried_only = not self.retried_only
-        await self._filters_changed()
+        await self.filters_changed()
 
     def task_filter(self, text: str | None = None) -> TaskFilter:
         worker = None if self.worker in (ALL_WORKERS, "unassigned") else self.worker

@@ -6,10 +6,10 @@ import datetime
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widgets import DataTable, Static
 
-from horsies.monitor.base import SearchHit, TabView
+from horsies.monitor.base import SearchHit, StatusFilterTab, status_bindings
 from horsies.monitor.feed import Flag
 from horsies.monitor.format import duration, short_id, stamp_short, status_text
 from horsies.monitor.tables import KeyedTable
@@ -29,17 +29,14 @@ def workflow_duration(w: WorkflowRow, now: datetime.datetime) -> str:
     return duration(((w.completed_at or now) - w.started_at).total_seconds())
 
 
-class WorkflowsTab(TabView):
+class WorkflowsTab(StatusFilterTab):
     source = "workflows"
     follows = frozenset({Flag.WORKFLOWS, Flag.TASKS})
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *(Binding(k, f"toggle('{s}')", show=False) for k, s in WORKFLOW_STATUS_KEYS.items()),
-        Binding("a", "all_statuses", show=False), Binding("n", "no_statuses", show=False),
-    ]
+    status_keys = WORKFLOW_STATUS_KEYS
+    BINDINGS: ClassVar[list[BindingType]] = [*status_bindings(WORKFLOW_STATUS_KEYS)]
 
     def __init__(self, *, id: str) -> None:
-        super().__init__(id=id)
-        self.statuses: frozenset[str] = frozenset({"PENDING", "RUNNING", "PAUSED"})
+        super().__init__(id=id, statuses=frozenset({"PENDING", "RUNNING", "PAUSED"}))
         self.rows: list[WorkflowRow] = []
 
     def compose(self) -> ComposeResult:
@@ -50,27 +47,11 @@ class WorkflowsTab(TabView):
 
     def on_mount(self) -> None:
         self.query_one("#workflows-table").border_title = "Workflows"
-        self._show_bar()
+        self.show_bar()
 
-    def _show_bar(self) -> None:
+    def show_bar(self) -> None:
         self.query_one("#workflow-filter-bar", Static).update(
             filter_bar(WORKFLOW_STATUS_KEYS, self.statuses, None))
-
-    async def _changed(self) -> None:
-        self._show_bar()
-        await self.refresh_data()
-
-    async def action_toggle(self, status: str) -> None:
-        self.statuses = self.statuses ^ {status}
-        await self._changed()
-
-    async def action_all_statuses(self) -> None:
-        self.statuses = frozenset(WORKFLOW_STATUS_KEYS.values())
-        await self._changed()
-
-    async def action_no_statuses(self) -> None:
-        self.statuses = frozenset()
-        await self._changed()
 
     async def load(self) -> None:
         empty = self.query_one("#workflows-empty", Static)

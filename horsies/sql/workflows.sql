@@ -234,11 +234,13 @@ WHERE workflow_id = %(id)s::uuid
 ORDER BY task_index;
 
 -- name: wf_finish
--- RUNNING -> COMPLETED/FAILED with the outcome (the trigger notifies workflow_done).
+-- RUNNING -> COMPLETED/FAILED with the outcome (the trigger notifies workflow_done);
+-- says whether a parent waits for it.
 UPDATE horsies_workflows
 SET status = %(status)s, result = %(result)s, error = coalesce(%(error)s, error),
     completed_at = now(), updated_at = now()
-WHERE id = %(id)s::uuid AND status = 'RUNNING';
+WHERE id = %(id)s::uuid AND status = 'RUNNING'
+RETURNING parent_workflow_id IS NOT NULL;
 
 -- name: wf_status_get
 -- A handle's status read.

@@ -48,20 +48,19 @@ def load_condition(ref: str) -> Callable[..., Any]:
     return target  # type: ignore[no-any-return]
 
 
-async def judge(step: Step, rows: Sequence[tuple[Any, ...]]) -> Verdict:
-    """Evaluate the conditions of nodes whose join is satisfied (rows as the
-    readiness rule reads them, `skip_when` and `run_when` last)."""
+async def judge(step: Step, rows: Sequence[tuple[str, int, str | None, str | None]]
+                ) -> Verdict:
+    """Evaluate the conditions of nodes whose join is satisfied: rows of
+    (workflow id, index, skip_when ref, run_when ref)."""
     from horsies.workflows.engine import failure_json, source_text
 
     verdict = Verdict()
     cur = await step.conn.execute(queries["wf_condition_inputs"], {
         "wf": [r[0] for r in rows], "idx": [r[1] for r in rows]})
     contexts = {(row[0], row[1]): row for row in await cur.fetchall()}
-    sources = [(wf, None, None, None, None, None, None, None, None, indices)
-               for (wf, _), (_, _, _, indices) in contexts.items()]
-    inputs = await step.inputs(sources)
-    for row in rows:
-        wf, index, skip_ref, run_ref = row[0], row[1], row[11], row[12]
+    inputs = await step.results_of((wf, i) for (wf, _), row in contexts.items()
+                                   for i in row[3] or ())
+    for wf, index, skip_ref, run_ref in rows:
         _, _, task_name, indices = contexts[(wf, index)]
         results: dict[str, str] = {}
         for i in indices or ():
@@ -81,15 +80,6 @@ async def judge(step: Step, rows: Sequence[tuple[Any, ...]]) -> Verdict:
     return verdict
 
 
-def error_json(code: Any, message: str, **data: Any) -> str:
-    """An encoded TaskError, as the engine stores one in an `error` column."""
-    from horsies.workflows.engine import error_of, failure_json
-
-    text = error_of(failure_json(code, message, **data))
-    assert text is not None
-    return text
-
-
 def _evaluate(ctx: WorkflowContext, skip_ref: str | None, run_ref: str | None
               ) -> tuple[str, str] | None:
     """None: run. Else (SKIPPED, encoded TaskError) or (FAILED, message)."""
@@ -107,5 +97,7 @@ def _evaluate(ctx: WorkflowContext, skip_ref: str | None, run_ref: str | None
             code = OutcomeCode.CONDITION_SKIPPED if stop_on else OutcomeCode.CONDITION_NOT_MET
             text = (f"skip_when condition {ref} returned True" if stop_on
                     else f"run_when condition {ref} returned False")
+            from horsies.workflows.engine import error_json
+
             return "SKIPPED", error_json(code, text, condition=ref)
     return None

@@ -42,6 +42,7 @@ __all__ = [
     "Locked",
     "Step",
     "enqueue_roots",
+    "error_json",
     "error_of",
     "failure_json",
     "recover",
@@ -76,7 +77,12 @@ def failure_json(code: Any, message: str, **data: Any) -> str:
     return _encode(TaskResult(err=TaskError(error_code=code, message=message, data=data or None)))
 
 
-_failure = failure_json
+
+def error_json(code: Any, message: str, **data: Any) -> str:
+    """An encoded TaskError made by the engine, as an `error` column stores one."""
+    text = error_of(failure_json(code, message, **data))
+    assert text is not None  # failure_json always holds an error
+    return text
 
 
 def error_of(result_text: str | None) -> str | None:
@@ -168,7 +174,7 @@ async def enqueue_roots(step: Step, workflow_id: str, on_error: str, roots: list
     if conditions:
         from horsies.workflows.conditions import judge
 
-        verdict = await judge(step, [(workflow_id, index, *[None] * 9, *refs)
+        verdict = await judge(step, [(workflow_id, index, *refs)
                                      for index, refs in sorted(conditions.items())])
         await step.settle(verdict.settled, expected=("READY",))
         run += sorted(index for wf, index in verdict.run)
@@ -234,15 +240,15 @@ def _node_outcome(task_id: str, task_status: str, result: str | None, check: boo
             return "FAILED", result
     data = {"task_id": task_id, "task_status": task_status, "recovery": "case_1_7"}
     if task_status == "CANCELLED":
-        return "FAILED", _failure(OutcomeCode.TASK_CANCELLED,
+        return "FAILED", failure_json(OutcomeCode.TASK_CANCELLED,
                                   f"task {task_id} was cancelled", **data)
     if task_status == "EXPIRED":
-        return "FAILED", _failure(OutcomeCode.TASK_EXPIRED,
+        return "FAILED", failure_json(OutcomeCode.TASK_EXPIRED,
                                   f"task {task_id} expired before it ran", **data)
     if task_status == "COMPLETED" and result is None:
-        return "FAILED", _failure(RetrievalCode.RESULT_NOT_AVAILABLE,
+        return "FAILED", failure_json(RetrievalCode.RESULT_NOT_AVAILABLE,
                                   f"task {task_id} completed without a stored result", **data)
-    return "FAILED", _failure(OperationalErrorCode.WORKER_CRASHED,
+    return "FAILED", failure_json(OperationalErrorCode.WORKER_CRASHED,
                               f"task {task_id} ended {task_status} without a usable result",
                               **data)
 
@@ -341,7 +347,7 @@ class Step:
         if guarded:
             from horsies.workflows.conditions import judge
 
-            verdict = await judge(self, guarded)
+            verdict = await judge(self, [(r[0], r[1], r[11], r[12]) for r in guarded])
             skip += verdict.settled
             run = [r for r in run if not (r[11] or r[12]) or (r[0], r[1]) in verdict.run]
         await self.settle(skip, expected=("PENDING",))
@@ -357,7 +363,9 @@ class Step:
         nodes = await cur.fetchall()
         if not nodes:
             return
-        inputs = await self.inputs(nodes)
+        inputs = await self.results_of(
+            (node[0], int(i)) for node in nodes
+            for i in [*(node[8] or {}).values(), *(node[9] or ())])
         rows: list[_TaskRow] = []
         failed: list[Settled] = []
         children = []
@@ -378,18 +386,13 @@ class Step:
             failed += await start_children(self, children, inputs)
         await self.settle(failed, expected=("ENQUEUED",))
 
-    async def inputs(self, nodes: Sequence[tuple[Any, ...]], sources_at: int = 8
-                     ) -> dict[NodeRef, tuple[Any, ...]]:
-        """Status and stored result of every node the given nodes read."""
-        wanted: set[NodeRef] = set()
-        for node in nodes:
-            sources = list((node[sources_at] or {}).values()) + list(node[sources_at + 1] or ())
-            wanted.update((node[0], int(i)) for i in sources)
+    async def results_of(self, refs: Iterable[NodeRef]) -> dict[NodeRef, tuple[Any, ...]]:
+        """Status and stored result of these nodes (what nodes about to run read)."""
+        wanted = sorted(set(refs))
         if not wanted:
             return {}
-        refs = sorted(wanted)
         cur = await self.conn.execute(queries["wf_node_results"], {
-            "wf": [r[0] for r in refs], "idx": [r[1] for r in refs]})
+            "wf": [r[0] for r in wanted], "idx": [r[1] for r in wanted]})
         return {(row[0], row[1]): row for row in await cur.fetchall()}
 
     async def _insert(self, rows: list[_TaskRow]) -> None:
@@ -409,9 +412,9 @@ class Step:
         cur = await self.conn.execute(queries["wf_finishable"], {"ids": sorted(self.touched)})
         self.touched.clear()
         for (wf,) in await cur.fetchall():
-            await _complete(self.conn, wf)
             self.locked[wf] = ("DONE", self.locked.get(wf, ("", "fail"))[1])
-            await self.tell_parent(wf)
+            if await _complete(self.conn, wf):
+                await self.tell_parent(wf)
 
     async def tell_parent(self, child_id: str) -> None:
         """A child that ended moves its parent node (§10.1, §10.5)."""
@@ -461,7 +464,7 @@ def source_text(source: tuple[Any, ...] | None, index: int) -> str | None:
     if status == "SKIPPED":
         return wire.skipped_result_json(index)
     if status in ("COMPLETED", "FAILED"):
-        return result if result is not None else _failure(
+        return result if result is not None else failure_json(
             OperationalErrorCode.RESULT_DESERIALIZATION_ERROR,
             f"dependency {index} has no stored result")
     return None
@@ -490,10 +493,10 @@ def _task_row(node: tuple[Any, ...], inputs: dict[NodeRef, tuple[Any, ...]]
         kwargs = wire.node_kwargs_json(static, injected, ctx,
                                        wire.meta_envelope(wf, index, task_name))
     except wire.KwargsConflictError as exc:
-        return _failure(OperationalErrorCode.WORKFLOW_ENQUEUE_FAILED,
+        return failure_json(OperationalErrorCode.WORKFLOW_ENQUEUE_FAILED,
                         f"node {node_id!r} could not be enqueued: {exc}")
     except (ValueError, TypeError) as exc:
-        return _failure(OperationalErrorCode.WORKER_SERIALIZATION_ERROR,
+        return failure_json(OperationalErrorCode.WORKER_SERIALIZATION_ERROR,
                         f"kwargs of node {node_id!r} could not be built: {exc}")
     return _TaskRow(wf, index, task_name, queue, priority, kwargs, options)
 
@@ -501,11 +504,12 @@ def _task_row(node: tuple[Any, ...], inputs: dict[NodeRef, tuple[Any, ...]]
 # -- completion ------------------------------------------------------------------------
 
 
-async def _complete(conn: Conn, workflow_id: str) -> None:
+async def _complete(conn: Conn, workflow_id: str) -> bool:
+    """Finalize one workflow (§16.7); True when a parent node waits for it."""
     cur = await conn.execute(queries["wf_outcome_inputs"], {"id": workflow_id})
     found = await cur.fetchone()
     if found is None:
-        return
+        return False
     output, policy, has_error, statuses = found
     cases = None
     if policy:
@@ -521,12 +525,13 @@ async def _complete(conn: Conn, workflow_id: str) -> None:
         row = await cur.fetchone()
         error = error_of(row[4]) if row is not None else None
     elif case_not_met:
-        error = orjson.dumps(orjson.loads(_failure(
-            OutcomeCode.WORKFLOW_SUCCESS_CASE_NOT_MET, "No success case was satisfied"))["err"]
-        ).decode()
-    await conn.execute(queries["wf_finish"], {"id": workflow_id, "status": status,
-                                             "result": result, "error": error})
+        error = error_json(OutcomeCode.WORKFLOW_SUCCESS_CASE_NOT_MET,
+                           "No success case was satisfied")
+    cur = await conn.execute(queries["wf_finish"], {"id": workflow_id, "status": status,
+                                                   "result": result, "error": error})
+    finished = await cur.fetchone()
     log.info("Workflow %s %s", workflow_id, status)
+    return bool(finished and finished[0])
 
 
 async def _workflow_result(conn: Conn, workflow_id: str, output: int | None) -> str:
