@@ -76,6 +76,7 @@ class MonitorApp(App[int]):
         self.flushes: list[frozenset[Flag]] = []  # every debounced set of flags, for tests
         self._feed_task: asyncio.Task[None] | None = None
         self._feed: Feed | None = None
+        self._views: dict[str, TabView] = {}  # tab name -> its view, filled by compose
 
     # -- layout ---------------------------------------------------------------------
 
@@ -84,7 +85,8 @@ class MonitorApp(App[int]):
         with TabbedContent(initial="tab-dashboard", id="tabs"):
             for name, label, view in TABS:
                 with TabPane(label, id=f"tab-{name}"):
-                    yield view(id=name)
+                    self._views[name] = view(id=name)
+                    yield self._views[name]
         yield Static("", id="status-bar")
 
     async def on_mount(self) -> None:
@@ -107,13 +109,17 @@ class MonitorApp(App[int]):
     def base(self) -> Screen[object]:
         return self.screen_stack[0]
 
+    # The tab views are kept as composed, not queried: a tab switched to while its
+    # pane is still being mounted is not found by a query yet, and a timer or a
+    # notification may ask for it at that moment (its load waits for the mount).
+
     @property
     def visible_tab(self) -> TabView:
         active = self.base.query_one("#tabs", TabbedContent).active.removeprefix("tab-")
-        return self.base.query_one(f"#{active}", TabView)
+        return self._views[active]
 
     def tab(self, name: str) -> TabView:
-        return self.base.query_one(f"#{name}", TabView)
+        return self._views[name]
 
     # -- refresh (§3.2) ---------------------------------------------------------------
 

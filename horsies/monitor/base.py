@@ -60,6 +60,8 @@ class TabView(Vertical):
         return app
 
     async def refresh_data(self) -> None:
+        if not self.is_mounted:
+            return  # not on screen yet: the next tick loads it
         if self._busy:
             # Skipped while the previous load runs; one more follows it so that a
             # filter changed meanwhile is applied.
